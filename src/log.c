@@ -1,0 +1,51 @@
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "log.h"
+
+static int verbose_level;
+
+void log_set_verbose(int level)
+{
+	verbose_level = level;
+}
+
+int log_verbose(void)
+{
+	return verbose_level;
+}
+
+void log_v(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (verbose_level <= 0)
+		return;
+	va_start(ap, fmt);
+	fputs("p11scep: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+void log_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("p11scep: warning: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+double log_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}

@@ -1,0 +1,16 @@
+/* Messages for people on stderr. Never pass a PIN, challenge or key material here. */
+#ifndef P11SCEP_LOG_H
+#define P11SCEP_LOG_H
+
+void log_set_verbose(int level);
+int log_verbose(void);
+
+/* Only with -v: progress and per-step timings. */
+void log_v(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Always: warnings and notes for the user. */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Milliseconds on a monotonic clock, for -v timings. */
+double log_now_ms(void);
+
+#endif
