@@ -1,0 +1,60 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "keystore.h"
+
+static const struct ks_backend *const backends[] = {
+	&ks_pkcs11_backend,
+};
+
+enum p11s_err ks_open(const struct ks_params *p, struct ks **out)
+{
+	const char *colon;
+	size_t i, n;
+
+	*out = NULL;
+	colon = p->uri ? strchr(p->uri, ':') : NULL;
+	if (colon == NULL)
+		return err_set(P11S_E_USAGE, "key URI '%s' has no scheme: use pkcs11:token=...;object=...",
+			       p->uri ? p->uri : "");
+	n = (size_t)(colon - p->uri);
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		if (strlen(backends[i]->scheme) == n &&
+		    strncasecmp(backends[i]->scheme, p->uri, n) == 0)
+			return backends[i]->open(p, out);
+	}
+	return err_set(P11S_E_USAGE, "key URI scheme '%.*s' is not supported: use pkcs11:",
+		       (int)n, p->uri);
+}
+
+void ks_close(struct ks *ks)
+{
+	if (ks != NULL)
+		ks->be->close(ks);
+}
+
+enum p11s_err ks_find_key(struct ks *ks, EVP_PKEY **out)
+{
+	return ks->be->find_key(ks, out);
+}
+
+enum p11s_err ks_generate_key(struct ks *ks, const struct ks_keyspec *spec, EVP_PKEY **out)
+{
+	return ks->be->generate_key(ks, spec, out);
+}
+
+enum p11s_err ks_find_cert(struct ks *ks, X509 **out)
+{
+	return ks->be->find_cert(ks, out);
+}
+
+enum p11s_err ks_store_cert(struct ks *ks, X509 *cert)
+{
+	return ks->be->store_cert(ks, cert);
+}
+
+enum p11s_err ks_store_ca_cert(struct ks *ks, X509 *cert)
+{
+	return ks->be->store_ca_cert(ks, cert);
+}

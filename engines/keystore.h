@@ -1,0 +1,80 @@
+/*
+ * Key backends behind one small interface. A URI goes in, an EVP_PKEY comes
+ * out: callers never name a backend and backends know nothing of SCEP.
+ */
+#ifndef P11SCEP_KEYSTORE_H
+#define P11SCEP_KEYSTORE_H
+
+#include <stddef.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "err.h"
+
+enum ks_keytype { KS_KEY_RSA = 1 };
+
+struct ks_keyspec {
+	enum ks_keytype type;
+	unsigned int bits;		/* 2048, 3072, 4096 */
+};
+
+/*
+ * Asked for the PIN when the URI carries neither pin-source nor pin-value.
+ * Writes a NUL-terminated PIN into buf; returns P11S_OK or an error
+ * (P11S_E_PIN when no PIN can be had). token_label names the token for a prompt.
+ */
+typedef enum p11s_err (*ks_pin_cb)(void *arg, const char *token_label,
+				   char *buf, size_t buflen);
+
+struct ks_params {
+	const char *uri;	/* "pkcs11:token=...;object=...?module-path=..." */
+	const char *module;	/* overrides the URI's module-path; may be NULL */
+	ks_pin_cb pin_cb;	/* may be NULL: then a PIN must be in the URI */
+	void *pin_arg;
+};
+
+struct ks_backend;
+
+/* Every backend's handle starts with this; the rest is the backend's own. */
+struct ks {
+	const struct ks_backend *be;
+};
+
+struct ks_backend {
+	const char *scheme;	/* URI scheme without ':', e.g. "pkcs11" */
+	/* Load, find the token, log in. *out is owned by the caller: ks_close(). */
+	enum p11s_err (*open)(const struct ks_params *p, struct ks **out);
+	/* NULL-safe. Callers free every EVP_PKEY they got, and every X509 or
+	 * X509_REQ that holds one (X509_set_pubkey keeps a reference), before
+	 * closing: libp11 crashes on a token key used after unload. */
+	void (*close)(struct ks *ks);
+	/* The private key the URI names; P11S_E_NOTFOUND (no message) if none. */
+	enum p11s_err (*find_key)(struct ks *ks, EVP_PKEY **out);
+	/* Generate a key pair in the token (sensitive, not extractable), with the
+	 * URI's object label and id (a fresh random id when the URI has none). */
+	enum p11s_err (*generate_key)(struct ks *ks, const struct ks_keyspec *spec,
+				      EVP_PKEY **out);
+	/* The certificate beside the key (same CKA_ID); P11S_E_NOTFOUND if none. */
+	enum p11s_err (*find_cert)(struct ks *ks, X509 **out);
+	/* Store cert beside the key (its CKA_ID and label). An identical cert is
+	 * not stored twice; an older cert with that ID is removed only after the
+	 * new one is stored. The cert must carry the key's public key. */
+	enum p11s_err (*store_cert)(struct ks *ks, X509 *cert);
+	/* Store a CA certificate labelled by its subject's CN, ID = SHA-1 of its
+	 * public key; no duplicates. (libp11 0.4.12 cannot set
+	 * CKA_CERTIFICATE_CATEGORY, so it is not marked as an authority.) */
+	enum p11s_err (*store_ca_cert)(struct ks *ks, X509 *cert);
+};
+
+/* Picks the backend by the URI's scheme and opens it. */
+enum p11s_err ks_open(const struct ks_params *p, struct ks **out);
+void ks_close(struct ks *ks);
+enum p11s_err ks_find_key(struct ks *ks, EVP_PKEY **out);
+enum p11s_err ks_generate_key(struct ks *ks, const struct ks_keyspec *spec, EVP_PKEY **out);
+enum p11s_err ks_find_cert(struct ks *ks, X509 **out);
+enum p11s_err ks_store_cert(struct ks *ks, X509 *cert);
+enum p11s_err ks_store_ca_cert(struct ks *ks, X509 *cert);
+
+extern const struct ks_backend ks_pkcs11_backend;
+
+#endif
