@@ -1,0 +1,22 @@
+/* One function per command: glue only, no ASN.1 and no HTTP details. */
+#ifndef P11SCEP_CMDS_H
+#define P11SCEP_CMDS_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "http.h"
+#include "opts.h"
+
+enum p11s_err cmd_getcaps(const struct opts *o);
+enum p11s_err cmd_getca(const struct opts *o);
+enum p11s_err cmd_enroll(const struct opts *o);
+
+/* Shared glue (cmd_common.c). */
+void cmd_http_opts(const struct opts *o, struct http_opts *h);
+/* ks_pin_cb: P11SCEP_PIN, else a prompt on the terminal, else P11S_E_PIN. */
+enum p11s_err cmd_pin_cb(void *arg, const char *token_label, char *buf, size_t buflen);
+/* --challenge-file, else P11SCEP_CHALLENGE, else none (buf[0] = '\0'). */
+enum p11s_err cmd_challenge(const struct opts *o, char *buf, size_t buflen);
+
+#endif

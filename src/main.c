@@ -1,0 +1,74 @@
+/* p11scep: parse argv, run one command, turn its result into an exit status. */
+#include "config.h"
+
+#include <stdio.h>
+
+#include <openssl/err.h>
+#include <openssl/provider.h>
+
+#include "cmds.h"
+#include "err.h"
+#include "log.h"
+#include "opts.h"
+
+/*
+ * Replies from deployed servers (micromdm's scepserver among them) come
+ * encrypted with single DES, which OpenSSL 3 keeps in its legacy provider.
+ * Decrypting them is harmless; we never choose DES for what we send.
+ */
+static OSSL_PROVIDER *prov_default, *prov_legacy;
+
+static void providers_load(void)
+{
+	prov_default = OSSL_PROVIDER_load(NULL, "default");
+	prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
+	if (prov_legacy == NULL)
+		log_v("OpenSSL legacy provider not available: DES-encrypted replies will fail");
+	ERR_clear_error();
+}
+
+static void providers_unload(void)
+{
+	if (prov_legacy != NULL)
+		OSSL_PROVIDER_unload(prov_legacy);
+	if (prov_default != NULL)
+		OSSL_PROVIDER_unload(prov_default);
+}
+
+static enum p11s_err run(const struct opts *o)
+{
+	switch (o->cmd) {
+	case CMD_GETCAPS:	return cmd_getcaps(o);
+	case CMD_GETCA:		return cmd_getca(o);
+	case CMD_ENROLL:	return cmd_enroll(o);
+	case CMD_NONE:		break;
+	}
+	return err_set(P11S_E_INTERNAL, "no command");
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	enum p11s_err rc;
+
+	rc = opts_parse(argc, argv, &o);
+	if (rc != P11S_OK) {
+		fprintf(stderr, "p11scep: %s\n", err_msg()[0] ? err_msg() : err_str(rc));
+		return err_exit_code(rc);
+	}
+	if (o.version) {
+		printf("p11scep %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (o.help) {
+		opts_usage(stdout, o.cmd);
+		return 0;
+	}
+	log_set_verbose(o.verbose);
+	providers_load();
+	rc = run(&o);
+	if (rc != P11S_OK)
+		fprintf(stderr, "p11scep: %s\n", err_msg()[0] ? err_msg() : err_str(rc));
+	providers_unload();
+	return err_exit_code(rc);
+}

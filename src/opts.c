@@ -1,0 +1,364 @@
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "opts.h"
+
+/* Which commands take an option. */
+#define C_CAPS	(1u << CMD_GETCAPS)
+#define C_CA	(1u << CMD_GETCA)
+#define C_ENR	(1u << CMD_ENROLL)
+#define C_NET	(C_CAPS | C_CA | C_ENR)
+#define C_ALL	(C_NET)
+
+enum opt_key {
+	OPT_URL = 'u',
+	OPT_KEY = 'k',
+	OPT_VERBOSE = 'v',
+	OPT_HELP = 'h',
+	OPT_SUBJECT = 256,
+	OPT_CA_FP,
+	OPT_CHALLENGE_FILE,
+	OPT_CERT_OUT,
+	OPT_CHAIN_OUT,
+	OPT_OUT_DIR,
+	OPT_KEY_TYPE,
+	OPT_CIPHER,
+	OPT_DIGEST,
+	OPT_DNS,
+	OPT_IP,
+	OPT_MODULE,
+	OPT_IMPORT_CHAIN,
+	OPT_TIMEOUT,
+	OPT_CACERT,
+	OPT_INSECURE_TLS,
+};
+
+struct opt_def {
+	const char *name;
+	int key;
+	const char *arg;	/* NULL: a flag */
+	unsigned int cmds;
+	int required;		/* bitmask of commands that require it */
+	const char *help;
+};
+
+static const struct opt_def opt_table[] = {
+	{ "url", OPT_URL, "URL", C_NET, C_NET,
+	  "SCEP server URL, with port and CGI path (http://host:8080/scep)" },
+	{ "key", OPT_KEY, "URI", C_ENR, C_ENR,
+	  "PKCS#11 URI of the key (pkcs11:token=T;object=L?module-path=...)" },
+	{ "subject", OPT_SUBJECT, "DN", C_ENR, C_ENR,
+	  "subject of the request (CN=host,O=Org or /CN=host/O=Org)" },
+	{ "ca-fingerprint", OPT_CA_FP, "HEX", C_CA | C_ENR, C_ENR,
+	  "SHA-256 fingerprint of the CA certificate to trust" },
+	{ "challenge-file", OPT_CHALLENGE_FILE, "FILE", C_ENR, 0,
+	  "read the challenge password from FILE (or set P11SCEP_CHALLENGE)" },
+	{ "dns", OPT_DNS, "NAME", C_ENR, 0,
+	  "subjectAltName DNS name (repeatable)" },
+	{ "ip", OPT_IP, "ADDR", C_ENR, 0,
+	  "subjectAltName IP address (repeatable)" },
+	{ "key-type", OPT_KEY_TYPE, "TYPE", C_ENR, 0,
+	  "key to generate when none exists: rsa:2048 (default), rsa:3072, rsa:4096" },
+	{ "cipher", OPT_CIPHER, "ALG", C_ENR, 0,
+	  "request encryption: aes, aes256, des3 (default: strongest the server offers)" },
+	{ "digest", OPT_DIGEST, "ALG", C_ENR, 0,
+	  "request signature digest: sha256, sha512, sha1 (default: strongest offered)" },
+	{ "cert-out", OPT_CERT_OUT, "FILE", C_ENR, 0,
+	  "write the issued certificate (PEM) to FILE" },
+	{ "chain-out", OPT_CHAIN_OUT, "FILE", C_ENR, 0,
+	  "write the CA chain (PEM) to FILE" },
+	{ "import-chain", OPT_IMPORT_CHAIN, NULL, C_ENR, 0,
+	  "also store the CA certificates in the token" },
+	{ "module", OPT_MODULE, "PATH", C_ENR, 0,
+	  "PKCS#11 module (default: the URI's module-path, else p11-kit's proxy)" },
+	{ "out-dir", OPT_OUT_DIR, "DIR", C_CA, 0,
+	  "write the CA and RA certificates (PEM) into DIR" },
+	{ "timeout", OPT_TIMEOUT, "SECONDS", C_NET, 0,
+	  "give up on an HTTP exchange after SECONDS (default 60)" },
+	{ "cacert", OPT_CACERT, "FILE", C_NET, 0,
+	  "CA bundle to verify an https server with" },
+	{ "insecure-tls", OPT_INSECURE_TLS, NULL, C_NET, 0,
+	  "do not verify the https server's certificate (never in production)" },
+	{ "verbose", OPT_VERBOSE, NULL, C_ALL, 0,
+	  "progress and timings on stderr" },
+	{ "help", OPT_HELP, NULL, C_ALL, 0, "this help" },
+};
+
+#define N_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
+
+static const struct {
+	enum command cmd;
+	const char *name;
+	const char *summary;
+} commands[] = {
+	{ CMD_GETCAPS, "getcaps", "print the server's capabilities (GetCACaps)" },
+	{ CMD_GETCA, "getca", "fetch and show the CA and RA certificates (GetCACert)" },
+	{ CMD_ENROLL, "enroll", "enroll a token-held key (PKCSReq) and store the certificate" },
+};
+
+#define N_CMDS (sizeof(commands) / sizeof(commands[0]))
+
+const char *command_name(enum command cmd)
+{
+	size_t i;
+
+	for (i = 0; i < N_CMDS; i++)
+		if (commands[i].cmd == cmd)
+			return commands[i].name;
+	return "p11scep";
+}
+
+static const struct opt_def *opt_by_key(int key)
+{
+	size_t i;
+
+	for (i = 0; i < N_OPTS; i++)
+		if (opt_table[i].key == key)
+			return &opt_table[i];
+	return NULL;
+}
+
+void opts_usage(FILE *f, enum command cmd)
+{
+	size_t i;
+	unsigned int bit = 1u << cmd;
+
+	if (cmd == CMD_NONE) {
+		fputs("usage: p11scep COMMAND [OPTIONS]\n\ncommands:\n", f);
+		for (i = 0; i < N_CMDS; i++)
+			fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fputs("\n'p11scep COMMAND --help' lists a command's options.\n"
+		      "Secrets: the PIN comes from the key URI (pin-source=file:...), P11SCEP_PIN or a\n"
+		      "prompt; the challenge from --challenge-file or P11SCEP_CHALLENGE. Never from argv.\n"
+		      "\nexit status: 0 issued and stored, 1 internal or local file error, 2 usage,\n"
+		      "3 pending, 4 rejected by the CA, 5 network/HTTP/TLS, 6 token or PIN,\n"
+		      "7 untrusted or invalid response.\n", f);
+		return;
+	}
+	fprintf(f, "usage: p11scep %s", command_name(cmd));
+	for (i = 0; i < N_OPTS; i++)
+		if (opt_table[i].required & bit)
+			fprintf(f, " --%s %s", opt_table[i].name, opt_table[i].arg);
+	fputs(" [OPTIONS]\n\noptions:\n", f);
+	for (i = 0; i < N_OPTS; i++) {
+		char left[64];
+		const struct opt_def *d = &opt_table[i];
+
+		if (!(d->cmds & bit))
+			continue;
+		if (d->key < 256)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", d->key, d->name,
+				 d->arg ? " " : "", d->arg ? d->arg : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", d->name,
+				 d->arg ? " " : "", d->arg ? d->arg : "");
+		fprintf(f, "  %-28s %s\n", left, d->help);
+	}
+}
+
+static enum p11s_err parse_long(const char *name, const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return err_set(P11S_E_USAGE, "--%s %s: expected a number from %ld to %ld",
+			       name, s, min, max);
+	*out = v;
+	return P11S_OK;
+}
+
+static enum p11s_err parse_keytype(const char *s, struct ks_keyspec *spec)
+{
+	if (strcmp(s, "rsa:2048") == 0 || strcmp(s, "rsa") == 0)
+		spec->bits = 2048;
+	else if (strcmp(s, "rsa:3072") == 0)
+		spec->bits = 3072;
+	else if (strcmp(s, "rsa:4096") == 0)
+		spec->bits = 4096;
+	else
+		return err_set(P11S_E_USAGE,
+			       "--key-type %s: expected rsa:2048, rsa:3072 or rsa:4096", s);
+	spec->type = KS_KEY_RSA;
+	return P11S_OK;
+}
+
+static enum p11s_err add_san(const char *name, const char *v, const char **list, size_t *n)
+{
+	if (*n >= OPTS_MAX_SANS)
+		return err_set(P11S_E_USAGE, "more than %d --%s options", OPTS_MAX_SANS, name);
+	list[(*n)++] = v;
+	return P11S_OK;
+}
+
+static enum p11s_err apply(struct opts *o, int key, const char *arg)
+{
+	switch (key) {
+	case OPT_URL:		o->url = arg; break;
+	case OPT_KEY:		o->key_uri = arg; break;
+	case OPT_SUBJECT:	o->subject = arg; break;
+	case OPT_CA_FP:		o->ca_fingerprint = arg; break;
+	case OPT_CHALLENGE_FILE: o->challenge_file = arg; break;
+	case OPT_CERT_OUT:	o->cert_out = arg; break;
+	case OPT_CHAIN_OUT:	o->chain_out = arg; break;
+	case OPT_OUT_DIR:	o->out_dir = arg; break;
+	case OPT_MODULE:	o->module = arg; break;
+	case OPT_CACERT:	o->cacert = arg; break;
+	case OPT_IMPORT_CHAIN:	o->import_chain = 1; break;
+	case OPT_INSECURE_TLS:	o->insecure_tls = 1; break;
+	case OPT_VERBOSE:	o->verbose++; break;
+	case OPT_HELP:		o->help = 1; break;
+	case OPT_KEY_TYPE:	return parse_keytype(arg, &o->keyspec);
+	case OPT_CIPHER:	return cipher_from_name(arg, &o->cipher);
+	case OPT_DIGEST:	return digest_from_name(arg, &o->digest);
+	case OPT_DNS:		return add_san("dns", arg, o->dns, &o->n_dns);
+	case OPT_IP:		return add_san("ip", arg, o->ip, &o->n_ip);
+	case OPT_TIMEOUT:	return parse_long("timeout", arg, 1, 86400, &o->timeout_s);
+	default:		return err_set(P11S_E_INTERNAL, "unhandled option %d", key);
+	}
+	return P11S_OK;
+}
+
+static enum p11s_err parse_command(const char *word, struct opts *o)
+{
+	size_t i;
+
+	if (strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0 || strcmp(word, "help") == 0) {
+		o->help = 1;
+		return P11S_OK;
+	}
+	if (strcmp(word, "--version") == 0 || strcmp(word, "version") == 0) {
+		o->version = 1;
+		return P11S_OK;
+	}
+	for (i = 0; i < N_CMDS; i++) {
+		if (strcmp(word, commands[i].name) == 0) {
+			o->cmd = commands[i].cmd;
+			return P11S_OK;
+		}
+	}
+	return err_set(P11S_E_USAGE, "unknown command '%s': see 'p11scep --help'", word);
+}
+
+/*
+ * getopt_long takes any unique prefix of a long option. We do not: "--chal"
+ * for --challenge-file would make a challenge typed on the command line a
+ * file name, and let it show up in an error message.
+ */
+static enum p11s_err refuse_abbreviations(int argc, char **argv, enum command cmd)
+{
+	int i;
+	size_t k;
+
+	for (i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		const struct opt_def *d = NULL;
+		size_t n;
+
+		if (strcmp(a, "--") == 0)
+			break;
+		if (strncmp(a, "--", 2) != 0)
+			continue;
+		n = strcspn(a + 2, "=");
+		for (k = 0; k < N_OPTS && d == NULL; k++)
+			if (strlen(opt_table[k].name) == n &&
+			    strncmp(opt_table[k].name, a + 2, n) == 0)
+				d = &opt_table[k];
+		if (d == NULL)
+			return err_set(P11S_E_USAGE, "%s: unknown option '--%.*s': see 'p11scep %s --help'",
+				       command_name(cmd), (int)(n < 40 ? n : 40), a + 2,
+				       command_name(cmd));
+		if (d->arg != NULL && a[2 + n] != '=')
+			i++;	/* its value may start with "--" */
+	}
+	return P11S_OK;
+}
+
+enum p11s_err opts_parse(int argc, char **argv, struct opts *o)
+{
+	struct option longopts[N_OPTS + 1];
+	char shortopts[3 * N_OPTS + 2];
+	size_t i, ns = 0;
+	unsigned int bit;
+	enum p11s_err rc;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->keyspec.type = KS_KEY_RSA;
+	o->keyspec.bits = 2048;
+	if (argc < 2)
+		return err_set(P11S_E_USAGE, "no command given: see 'p11scep --help'");
+	rc = parse_command(argv[1], o);
+	if (rc != P11S_OK || o->cmd == CMD_NONE)
+		return rc;
+	bit = 1u << o->cmd;
+
+	shortopts[ns++] = ':';	/* report a missing argument as ':' */
+	for (i = 0; i < N_OPTS; i++) {
+		longopts[i].name = opt_table[i].name;
+		longopts[i].has_arg = opt_table[i].arg ? required_argument : no_argument;
+		longopts[i].flag = NULL;
+		longopts[i].val = opt_table[i].key;
+		if (opt_table[i].key < 256) {
+			shortopts[ns++] = (char)opt_table[i].key;
+			if (opt_table[i].arg)
+				shortopts[ns++] = ':';
+		}
+	}
+	memset(&longopts[N_OPTS], 0, sizeof(longopts[N_OPTS]));
+	shortopts[ns] = '\0';
+
+	rc = refuse_abbreviations(argc, argv, o->cmd);
+	if (rc != P11S_OK)
+		return rc;
+	optind = 2;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		const struct opt_def *d;
+
+		if (c == '?')
+			return err_set(P11S_E_USAGE, "%s: unknown option '%.40s': see 'p11scep %s --help'",
+				       command_name(o->cmd), argv[optind - 1], command_name(o->cmd));
+		if (c == ':')
+			return err_set(P11S_E_USAGE, "%s: option '%s' needs a value",
+				       command_name(o->cmd), argv[optind - 1]);
+		d = opt_by_key(c);
+		if (d == NULL || !(d->cmds & bit))
+			return err_set(P11S_E_USAGE, "%s does not take --%s: see 'p11scep %s --help'",
+				       command_name(o->cmd), d ? d->name : "?", command_name(o->cmd));
+		rc = apply(o, c, optarg);
+		if (rc != P11S_OK)
+			return rc;
+	}
+	if (optind < argc)
+		/* not echoed: a stray word may be a secret typed in the wrong place */
+		return err_set(P11S_E_USAGE, "%s: unexpected argument (word %d): options take "
+			       "the form --name VALUE", command_name(o->cmd), optind);
+	if (o->help)
+		return P11S_OK;
+	for (i = 0; i < N_OPTS; i++) {
+		const struct opt_def *d = &opt_table[i];
+		const char *v = NULL;
+
+		if (!(d->required & bit))
+			continue;
+		switch (d->key) {
+		case OPT_URL:		v = o->url; break;
+		case OPT_KEY:		v = o->key_uri; break;
+		case OPT_SUBJECT:	v = o->subject; break;
+		case OPT_CA_FP:		v = o->ca_fingerprint; break;
+		default:		break;
+		}
+		if (v == NULL)
+			return err_set(P11S_E_USAGE, "%s needs --%s %s: see 'p11scep %s --help'",
+				       command_name(o->cmd), d->name, d->arg, command_name(o->cmd));
+	}
+	return P11S_OK;
+}

@@ -1,0 +1,52 @@
+/* Command line: one option table gives the parser, the checks and --help. No globals. */
+#ifndef P11SCEP_OPTS_H
+#define P11SCEP_OPTS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "caps.h"
+#include "err.h"
+#include "keystore.h"
+
+enum command { CMD_NONE = 0, CMD_GETCAPS, CMD_GETCA, CMD_ENROLL };
+
+#define OPTS_MAX_SANS 32
+
+struct opts {
+	enum command cmd;
+	const char *url;
+	const char *key_uri;
+	const char *module;
+	const char *subject;
+	const char *ca_fingerprint;
+	const char *challenge_file;
+	const char *cert_out;
+	const char *chain_out;
+	const char *out_dir;
+	const char *cacert;
+	struct ks_keyspec keyspec;
+	enum scep_cipher cipher;
+	enum scep_digest digest;
+	const char *dns[OPTS_MAX_SANS];
+	size_t n_dns;
+	const char *ip[OPTS_MAX_SANS];
+	size_t n_ip;
+	long timeout_s;
+	int import_chain;
+	int insecure_tls;
+	int verbose;
+	int help;
+	int version;
+};
+
+/* Fills o from argv (argv[1] is the command). P11S_E_USAGE with a message on
+ * any bad option, missing value, or option the command does not take. */
+enum p11s_err opts_parse(int argc, char **argv, struct opts *o);
+
+/* Usage for one command (or the overview for CMD_NONE), from the same table. */
+void opts_usage(FILE *f, enum command cmd);
+
+const char *command_name(enum command cmd);
+
+#endif
