@@ -57,4 +57,17 @@ assert_eq "$(tok_count cert)" 2 "certificate objects in the token"
 # micromdm revokes a subject's older certs when it issues a new one.
 assert_eq "$(grep -c '^[VR]' "$DEPOT/index.txt")" 3 "certificates in the CA's index"
 
+note "--import-chain stores the CA certificate once, however often it runs"
+for i in 1 2; do
+	expect_exit 0 p11s enroll -u "$URL" -k "$(key_uri prekey "pin-source=file:$PIN_FILE")" \
+		--subject "$SUBJECT" --ca-fingerprint "$CA_FP" --challenge-file "$CHALLENGE_FILE" \
+		--import-chain
+	assert_eq "$(tok_count cert)" 3 "certificate objects after --import-chain run $i"
+done
+# The CA has no CN: its label is the one-line subject.
+CA_ID=$(tok_id_of cert "/C=US/O=scep-ca/OU=SCEP CA")
+tok_cert "$CA_ID" "$T/tokca.pem"
+cert_same "$T/tokca.pem" "$CA_PEM" || fail "the CA certificate object is not the CA"
+assert_eq "$(tok_count cert 0102)" 1 "certificate objects with prekey's ID after --import-chain"
+
 echo "PASS: enroll_reuse_key"
