@@ -46,17 +46,6 @@ static const struct attr *attr_find(const char *name, size_t len, int query)
 	return NULL;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes %XX escapes of s[0..n) into a new NUL-terminated buffer. */
 static enum p11s_err pct_decode(const struct attr *a, const char *s, size_t n,
 				unsigned char **out, size_t *out_len)
@@ -75,8 +64,8 @@ static enum p11s_err pct_decode(const struct attr *a, const char *s, size_t n,
 			buf[o++] = (unsigned char)s[i];
 			continue;
 		}
-		hi = n - i >= 3 ? hexval(s[i + 1]) : -1;
-		lo = n - i >= 3 ? hexval(s[i + 2]) : -1;
+		hi = n - i >= 3 ? OPENSSL_hexchar2int((unsigned char)s[i + 1]) : -1;
+		lo = n - i >= 3 ? OPENSSL_hexchar2int((unsigned char)s[i + 2]) : -1;
 		if (hi < 0 || lo < 0) {
 			OPENSSL_cleanse(buf, n + 1);
 			free(buf);

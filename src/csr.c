@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
@@ -106,17 +107,6 @@ static enum p11s_err attr_type(const char *name, struct dn_ava *a)
 	    "emailAddress, serialNumber, DC, UID or a dotted OID", name);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * One token up to an unescaped separator (any of seps), unescaped into buf.
  * Backslash escapes the next character, or two hex digits give a byte.
@@ -138,8 +128,8 @@ static enum p11s_err dn_token(const char **sp, const char *seps, char *buf, size
 			if (s[1] == '\0')
 				return err_set(P11S_E_USAGE,
 				    "subject ends with a lone backslash");
-			hi = hexval(s[1]);
-			lo = hi >= 0 ? hexval(s[2]) : -1;
+			hi = OPENSSL_hexchar2int((unsigned char)s[1]);
+			lo = hi >= 0 ? OPENSSL_hexchar2int((unsigned char)s[2]) : -1;
 			if (lo >= 0) {
 				c = (char)(hi << 4 | lo);
 				s += 2;

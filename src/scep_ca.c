@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -199,17 +200,6 @@ void fingerprint_format(const unsigned char fp[32], char *buf, size_t buflen)
 	buf[o] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 enum p11s_err fingerprint_parse(const char *s, unsigned char fp[32])
 {
 	size_t ndig = 0;
@@ -221,7 +211,7 @@ enum p11s_err fingerprint_parse(const char *s, unsigned char fp[32])
 	for (; *s != '\0'; s++) {
 		if (*s == ':' || *s == ' ' || *s == '\t')
 			continue;
-		v = hexval(*s);
+		v = OPENSSL_hexchar2int((unsigned char)*s);
 		if (v < 0) {
 			memset(fp, 0, 32);
 			return err_set(P11S_E_USAGE,
