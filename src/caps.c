@@ -208,6 +208,29 @@ enum p11s_err caps_choose(const struct scep_caps *caps, enum scep_cipher want_ci
 	return P11S_OK;
 }
 
+static enum p11s_err refuse_strict(const char *missing, unsigned int raw)
+{
+	char list[160];
+
+	caps_format(raw, list, sizeof(list));
+	return err_set(P11S_E_UNTRUSTED, "server does not advertise %s (caps: %s): refusing "
+	    "a possible downgrade (--strict)", missing, list[0] != '\0' ? list : "none");
+}
+
+enum p11s_err caps_check_strict(const struct scep_caps *caps)
+{
+	if (caps == NULL)
+		return err_set(P11S_E_INTERNAL, "no capabilities to check");
+	if (!(caps->raw & CAP_SCEPSTANDARD))
+		return refuse_strict("SCEPStandard", caps->raw);
+	/* Implied by SCEPStandard; checked in case bits were built otherwise. */
+	if (!(caps->bits & CAP_AES))
+		return refuse_strict("AES", caps->raw);
+	if (!(caps->bits & (CAP_SHA256 | CAP_SHA512)))
+		return refuse_strict("SHA-256 or SHA-512", caps->raw);
+	return P11S_OK;
+}
+
 static const struct {
 	const char *name;
 	enum scep_cipher c;

@@ -56,6 +56,14 @@ struct scep_algs {
 enum p11s_err caps_choose(const struct scep_caps *caps, enum scep_cipher want_cipher,
 			  enum scep_digest want_digest, struct scep_algs *out);
 
+/*
+ * --strict: RFC 8894 says a missing SCEPStandard may be a downgrade. Refuses
+ * (P11S_E_UNTRUSTED, message naming the caps received) a server whose caps
+ * lack SCEPStandard, or AES, or both SHA-256 and SHA-512. SCEPStandard's
+ * implications count (caps->bits), so "SCEPStandard" alone passes.
+ */
+enum p11s_err caps_check_strict(const struct scep_caps *caps);
+
 /* OpenSSL names: "AES-256-CBC", "SHA256", ... */
 const char *cipher_ossl_name(enum scep_cipher c);
 const char *digest_ossl_name(enum scep_digest d);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/asn1t.h>
 #include <openssl/crypto.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
@@ -16,6 +17,7 @@
 
 #define CA_MAX_CERTS	64
 #define CA_MAX_BODY	(1024L * 1024L)
+#define NEXTCA_MAX_SIGNERS	4
 
 /*
  * What the bytes are, whatever the Content-Type says: a Certificate is
@@ -519,4 +521,266 @@ out:
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(store);
 	return r;
+}
+
+/* ---- GetNextCACert (RFC 8894 §4.7) ---- */
+
+/*
+ * A ContentInfo around a bare SignedData: CMS puts the SignedData itself
+ * (no ContentInfo) into an eContent of type id-signedData.
+ */
+typedef struct {
+	ASN1_OBJECT *type;
+	ASN1_TYPE *content;
+} NEXTCA_WRAP;
+
+ASN1_SEQUENCE(NEXTCA_WRAP) = {
+	ASN1_SIMPLE(NEXTCA_WRAP, type, ASN1_OBJECT),
+	ASN1_EXP(NEXTCA_WRAP, content, ASN1_ANY, 0),
+} static_ASN1_SEQUENCE_END(NEXTCA_WRAP)
+
+IMPLEMENT_STATIC_ASN1_ALLOC_FUNCTIONS(NEXTCA_WRAP)
+
+static enum p11s_err nextca_outer(const unsigned char *body, size_t len, const char *ct,
+				  CMS_ContentInfo **out)
+{
+	const unsigned char *p = body;
+	CMS_ContentInfo *cms;
+	ASN1_OCTET_STRING **pos;
+	enum body_kind kind;
+	int n, t;
+
+	*out = NULL;
+	if (body == NULL || len == 0)
+		return err_set(P11S_E_MALFORMED, "GetNextCACert reply is empty");
+	if (len > CA_MAX_BODY)
+		return err_set(P11S_E_MALFORMED,
+		    "GetNextCACert reply is %zu bytes: too large for CA certificates", len);
+	kind = sniff(body, len);
+	if (kind == BODY_CERT)
+		return err_set(P11S_E_UNTRUSTED, "GetNextCACert reply (%s) is a bare certificate "
+		    "that nobody signed: refusing it", ct != NULL ? ct : "no content type");
+	if (kind == BODY_UNKNOWN)
+		return err_set(P11S_E_MALFORMED, "GetNextCACert reply (%s) is not a complete "
+		    "PKCS#7 message", ct != NULL ? ct : "no content type");
+	cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+	if (cms == NULL)
+		return err_set_ssl(P11S_E_MALFORMED, "GetNextCACert reply is not a PKCS#7 message");
+	*out = cms;
+	if (p != body + len)
+		return err_set(P11S_E_MALFORMED, "GetNextCACert reply has %zu bytes after its "
+		    "PKCS#7 message", (size_t)(body + len - p));
+	if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed)
+		return err_set(P11S_E_MALFORMED, "GetNextCACert reply is PKCS#7 but not SignedData");
+	n = sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms));
+	if (n <= 0)
+		return err_set(P11S_E_UNTRUSTED, "GetNextCACert reply is not signed (a bare "
+		    "certificate bag): refusing it");
+	if (n > NEXTCA_MAX_SIGNERS)
+		return err_set(P11S_E_MALFORMED, "GetNextCACert reply has %d signers", n);
+	t = OBJ_obj2nid(CMS_get0_eContentType(cms));
+	if (t != NID_pkcs7_data && t != NID_pkcs7_signed)
+		return err_set(P11S_E_MALFORMED, "GetNextCACert reply's signed content is "
+		    "neither id-data nor id-signedData");
+	pos = CMS_get0_content(cms);
+	if (pos == NULL || *pos == NULL)
+		return err_set(P11S_E_MALFORMED, "GetNextCACert reply has no signed content: "
+		    "the new certificates must be inside it");
+	return P11S_OK;
+}
+
+/* The current CA's certs that may sign: borrowed, each once. */
+static enum p11s_err nextca_signers(const struct scep_ca_set *set, STACK_OF(X509) **out)
+{
+	X509 *cand[3] = { set->ra_sig, set->ca, set->pinned };
+	size_t i;
+
+	*out = sk_X509_new_null();
+	if (*out == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory verifying GetNextCACert");
+	for (i = 0; i < 3; i++) {
+		if (cand[i] == NULL || sk_X509_find(*out, cand[i]) >= 0)
+			continue;
+		if (!sk_X509_push(*out, cand[i]))
+			return err_set(P11S_E_NOMEM, "out of memory verifying GetNextCACert");
+	}
+	if (sk_X509_num(*out) == 0)
+		return err_set(P11S_E_INTERNAL, "no current CA to verify GetNextCACert with");
+	return P11S_OK;
+}
+
+static int in_pool(STACK_OF(X509) *pool, X509 *x)
+{
+	int i;
+
+	for (i = 0; x != NULL && i < sk_X509_num(pool); i++) {
+		if (X509_cmp(sk_X509_value(pool, i), x) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Every signer must be one of pool; the eContent goes to content. */
+static enum p11s_err nextca_verify(CMS_ContentInfo *cms, STACK_OF(X509) *pool, X509 *ca,
+				   BIO *content)
+{
+	STACK_OF(CMS_SignerInfo) *sis = CMS_get0_SignerInfos(cms);
+	X509_ALGOR *dig;
+	X509 *used;
+	char subj[256];
+	int i;
+
+	/* CMS_NOINTERN: certs in the reply never stand in for the current CA. */
+	if (CMS_verify(cms, pool, NULL, NULL, content, CMS_NO_SIGNER_CERT_VERIFY |
+	    CMS_NOINTERN | CMS_NOCRL | CMS_BINARY) != 1) {
+		if (ca != NULL)
+			subject_line(ca, subj, sizeof(subj));
+		else
+			snprintf(subj, sizeof(subj), "?");
+		return err_set_ssl(P11S_E_UNTRUSTED, "GetNextCACert reply is not signed by the "
+		    "current CA %s or its RA signing certificate: refusing the new CA", subj);
+	}
+	for (i = 0; i < sk_CMS_SignerInfo_num(sis); i++) {
+		used = NULL;
+		dig = NULL;
+		CMS_SignerInfo_get0_algs(sk_CMS_SignerInfo_value(sis, i), NULL, &used, &dig,
+		    NULL);
+		if (!in_pool(pool, used))
+			return err_set(P11S_E_UNTRUSTED, "GetNextCACert reply has a signer that "
+			    "is not the current CA: refusing it");
+		if (dig == NULL || OBJ_obj2nid(dig->algorithm) == NID_md5)
+			return err_set(P11S_E_UNTRUSTED, "GetNextCACert reply is signed with MD5: "
+			    "refused");
+	}
+	return P11S_OK;
+}
+
+/* DER ContentInfo { signedData, [0] sd } around a bare SignedData sd. */
+static enum p11s_err wrap_signeddata(const unsigned char *sd, size_t len,
+				     unsigned char **der, int *dlen)
+{
+	NEXTCA_WRAP *w = NEXTCA_WRAP_new();
+	ASN1_STRING *seq = ASN1_STRING_new();
+	enum p11s_err e = P11S_OK;
+
+	*der = NULL;
+	*dlen = 0;
+	if (w == NULL || w->content == NULL || seq == NULL || len > INT_MAX ||
+	    !ASN1_STRING_set(seq, sd, (int)len)) {
+		e = err_set(P11S_E_NOMEM, "out of memory reading GetNextCACert");
+		goto out;
+	}
+	w->type = OBJ_nid2obj(NID_pkcs7_signed);
+	ASN1_TYPE_set(w->content, V_ASN1_SEQUENCE, seq);	/* raw TLV, owned by w now */
+	seq = NULL;
+	*dlen = ASN1_item_i2d((const ASN1_VALUE *)w, der, ASN1_ITEM_rptr(NEXTCA_WRAP));
+	if (*dlen <= 0) {
+		*der = NULL;
+		e = err_set_ssl(P11S_E_MALFORMED, "GetNextCACert's signed content is not "
+		    "a SignedData");
+	}
+out:
+	ASN1_STRING_free(seq);
+	NEXTCA_WRAP_free(w);
+	return e;
+}
+
+/*
+ * The signed content: a degenerate SignedData as a ContentInfo (the usual
+ * SCEP form) or, under id-signedData, the bare SignedData.
+ */
+static enum p11s_err nextca_bag(const unsigned char *in, size_t len, CMS_ContentInfo **out)
+{
+	const unsigned char *p = in, *q;
+	unsigned char *wrapped = NULL;
+	long inner;
+	int tag, xclass, r, wlen = 0;
+	enum p11s_err e = P11S_OK;
+
+	*out = NULL;
+	r = ASN1_get_object(&p, &inner, &tag, &xclass, (long)len);
+	if ((r & 0x80) || tag != V_ASN1_SEQUENCE || p >= in + len)
+		return err_set(P11S_E_MALFORMED, "GetNextCACert's signed content is not PKCS#7");
+	if (*p == V_ASN1_INTEGER) {	/* SignedData starts with its version */
+		e = wrap_signeddata(in, len, &wrapped, &wlen);
+		if (e != P11S_OK)
+			return e;
+		in = wrapped;
+		len = (size_t)wlen;
+	}
+	q = in;
+	*out = d2i_CMS_ContentInfo(NULL, &q, (long)len);
+	if (*out == NULL || q != in + len)
+		e = err_set_ssl(P11S_E_MALFORMED, "GetNextCACert's signed content is not a "
+		    "PKCS#7 certificate bag");
+	else if (OBJ_obj2nid(CMS_get0_type(*out)) != NID_pkcs7_signed)
+		e = err_set(P11S_E_MALFORMED, "GetNextCACert's signed content is not a "
+		    "SignedData");
+	OPENSSL_free(wrapped);
+	return e;
+}
+
+static enum p11s_err nextca_certs(CMS_ContentInfo *bag, STACK_OF(X509) **out)
+{
+	STACK_OF(X509) *sk = CMS_get1_certs(bag);
+	int i, n = sk_X509_num(sk);
+
+	*out = NULL;
+	if (n <= 0 || n > CA_MAX_CERTS) {
+		sk_X509_pop_free(sk, X509_free);
+		return err_set(P11S_E_MALFORMED, "GetNextCACert reply holds %d certificates, "
+		    "not 1 to %d", n > 0 ? n : 0, CA_MAX_CERTS);
+	}
+	for (i = 0; i < n; i++) {
+		if (scep_ca_role(sk_X509_value(sk, i)) == ROLE_CA) {
+			*out = sk;
+			return P11S_OK;
+		}
+	}
+	sk_X509_pop_free(sk, X509_free);
+	return err_set(P11S_E_MALFORMED, "GetNextCACert reply holds no CA certificate");
+}
+
+enum p11s_err scep_nextca_parse(const unsigned char *body, size_t len,
+				const char *content_type, const struct scep_ca_set *set,
+				STACK_OF(X509) **out)
+{
+	CMS_ContentInfo *cms = NULL, *bag = NULL;
+	STACK_OF(X509) *pool = NULL;
+	BIO *content = NULL;
+	unsigned char *inner = NULL;
+	long ilen;
+	enum p11s_err e;
+
+	*out = NULL;
+	if (set == NULL)
+		return err_set(P11S_E_INTERNAL, "no current CA to verify GetNextCACert with");
+	e = nextca_signers(set, &pool);
+	if (e == P11S_OK)
+		e = nextca_outer(body, len, content_type, &cms);
+	if (e != P11S_OK)
+		goto out;
+	content = BIO_new(BIO_s_mem());
+	if (content == NULL) {
+		e = err_set(P11S_E_NOMEM, "out of memory reading GetNextCACert");
+		goto out;
+	}
+	e = nextca_verify(cms, pool, set->ca != NULL ? set->ca : set->pinned, content);
+	if (e != P11S_OK)
+		goto out;
+	/* Only the signed content counts: the outer certificates are not signed. */
+	ilen = BIO_get_mem_data(content, (char **)&inner);
+	if (ilen <= 0) {
+		e = err_set(P11S_E_MALFORMED, "GetNextCACert reply's signed content is empty");
+		goto out;
+	}
+	e = nextca_bag(inner, (size_t)ilen, &bag);
+	if (e == P11S_OK)
+		e = nextca_certs(bag, out);
+out:
+	CMS_ContentInfo_free(bag);
+	BIO_free(content);
+	CMS_ContentInfo_free(cms);
+	sk_X509_free(pool);
+	return e;
 }

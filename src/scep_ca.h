@@ -51,6 +51,25 @@ void scep_ca_set_free(struct scep_ca_set *s);	/* NULL-safe */
 enum p11s_err scep_ca_verify_issued(const struct scep_ca_set *set, X509 *leaf,
 				    STACK_OF(X509) *extra, STACK_OF(X509) **chain);
 
+/*
+ * GetNextCACert reply (RFC 8894 §4.7.1): a SignedData signed by the current
+ * CA, i.e. by set->ra_sig, set->ca or set->pinned and nothing else (certs
+ * embedded in the reply never count as signers; MD5 is refused). Its signed
+ * content is a degenerate certs-only SignedData holding the next CA (and RA)
+ * certs: a ContentInfo under eContentType id-data (or id-signedData), or the
+ * bare SignedData under id-signedData. Only those certs are returned: the
+ * outer SignedData's certificates are not covered by the signature and are
+ * ignored. At least one, at most 64, and one of them a CA, else
+ * P11S_E_MALFORMED. content_type ("application/x-x509-next-ca-cert") is only
+ * named in messages: the bytes are sniffed. Unsigned replies (a bare cert, a
+ * certs-only bag) and signatures by anyone else are P11S_E_UNTRUSTED. The
+ * new certs are not verified further: select and pin them as usual.
+ * *out owns the certs (sk_X509_pop_free).
+ */
+enum p11s_err scep_nextca_parse(const unsigned char *body, size_t len,
+				const char *content_type, const struct scep_ca_set *set,
+				STACK_OF(X509) **out);
+
 /* "AA:BB:..." hex with or without colons (or spaces) -> 32 bytes. */
 enum p11s_err fingerprint_parse(const char *s, unsigned char fp[32]);
 /* SHA-256 of the DER cert, and as "AA:BB:..." (buf >= 96 bytes). */

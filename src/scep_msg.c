@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <openssl/asn1.h>
+#include <openssl/asn1t.h>
 #include <openssl/bio.h>
 #include <openssl/cms.h>
 #include <openssl/crypto.h>
@@ -19,6 +20,7 @@
 
 #define MSG_MAX_LEN	(4L * 1024L * 1024L)
 #define MSG_MAX_CERTS	64
+#define MSG_MAX_CRLS	16
 #define FAIL_TEXT_MAX	256
 
 /* RFC 8894 §3.2.1 attributes, registered once with OpenSSL's object table. */
@@ -295,6 +297,118 @@ enum p11s_err scep_request_build(const struct scep_request *r, unsigned char **d
 		e = sign_envelope(r, md, env, env_len, der, len);
 	OPENSSL_free(env);
 	EVP_CIPHER_free(cipher);
+	return e;
+}
+
+/* ---- request contents (RFC 8894 §3.3.3, §3.3.4) ---- */
+
+typedef struct {
+	X509_NAME *issuer;
+	X509_NAME *subject;
+} SCEP_ISSUER_AND_SUBJECT;
+
+ASN1_SEQUENCE(SCEP_ISSUER_AND_SUBJECT) = {
+	ASN1_SIMPLE(SCEP_ISSUER_AND_SUBJECT, issuer, X509_NAME),
+	ASN1_SIMPLE(SCEP_ISSUER_AND_SUBJECT, subject, X509_NAME),
+} static_ASN1_SEQUENCE_END(SCEP_ISSUER_AND_SUBJECT)
+
+IMPLEMENT_STATIC_ASN1_ALLOC_FUNCTIONS(SCEP_ISSUER_AND_SUBJECT)
+
+typedef struct {
+	X509_NAME *issuer;
+	ASN1_INTEGER *serial;
+} SCEP_ISSUER_AND_SERIAL;
+
+ASN1_SEQUENCE(SCEP_ISSUER_AND_SERIAL) = {
+	ASN1_SIMPLE(SCEP_ISSUER_AND_SERIAL, issuer, X509_NAME),
+	ASN1_SIMPLE(SCEP_ISSUER_AND_SERIAL, serial, ASN1_INTEGER),
+} static_ASN1_SEQUENCE_END(SCEP_ISSUER_AND_SERIAL)
+
+IMPLEMENT_STATIC_ASN1_ALLOC_FUNCTIONS(SCEP_ISSUER_AND_SERIAL)
+
+/* RFC 5280 allows 20 octets; be lenient with old CAs, not with nonsense. */
+#define SERIAL_MAX_LEN	64
+
+/* DER of v (an item of type it) into *der / *len; the encoder does the lengths. */
+static enum p11s_err encode_item(const ASN1_VALUE *v, const ASN1_ITEM *it, const char *what,
+				 unsigned char **der, size_t *len)
+{
+	int n;
+
+	n = ASN1_item_i2d(v, der, it);
+	if (n <= 0) {
+		*der = NULL;
+		return err_set_ssl(P11S_E_INTERNAL, "cannot encode the %s", what);
+	}
+	*len = (size_t)n;
+	return P11S_OK;
+}
+
+static int name_empty(const X509_NAME *n)
+{
+	return X509_NAME_entry_count(n) <= 0;
+}
+
+enum p11s_err scep_issuer_and_subject_der(const X509_NAME *issuer, const X509_NAME *subject,
+					  unsigned char **der, size_t *len)
+{
+	SCEP_ISSUER_AND_SUBJECT *ias = NULL;
+	enum p11s_err e;
+
+	*der = NULL;
+	*len = 0;
+	if (issuer == NULL || subject == NULL)
+		return err_set(P11S_E_INTERNAL, "CertPoll needs an issuer and a subject");
+	if (name_empty(issuer))
+		return err_set(P11S_E_USAGE, "the CA certificate has an empty subject name: "
+		    "it cannot be named in a CertPoll");
+	ias = SCEP_ISSUER_AND_SUBJECT_new();
+	if (ias == NULL || !X509_NAME_set(&ias->issuer, issuer) ||
+	    !X509_NAME_set(&ias->subject, subject)) {
+		e = err_set(P11S_E_NOMEM, "out of memory building a CertPoll");
+		goto out;
+	}
+	e = encode_item((const ASN1_VALUE *)ias, ASN1_ITEM_rptr(SCEP_ISSUER_AND_SUBJECT),
+	    "CertPoll's IssuerAndSubject", der, len);
+out:
+	SCEP_ISSUER_AND_SUBJECT_free(ias);
+	return e;
+}
+
+enum p11s_err scep_issuer_and_serial_der(const X509_NAME *issuer, const ASN1_INTEGER *serial,
+					 unsigned char **der, size_t *len)
+{
+	SCEP_ISSUER_AND_SERIAL *ias = NULL;
+	enum p11s_err e;
+	int t;
+
+	*der = NULL;
+	*len = 0;
+	if (issuer == NULL || serial == NULL)
+		return err_set(P11S_E_INTERNAL, "GetCert/GetCRL needs an issuer and a serial number");
+	if (name_empty(issuer))
+		return err_set(P11S_E_USAGE, "the issuer name is empty: a certificate cannot "
+		    "be named by it (check the certificate given)");
+	t = ASN1_STRING_type(serial);
+	if ((t != V_ASN1_INTEGER && t != V_ASN1_NEG_INTEGER) ||
+	    ASN1_STRING_length(serial) < 1 || ASN1_STRING_length(serial) > SERIAL_MAX_LEN)
+		return err_set(P11S_E_USAGE, "the serial number is not an integer of 1 to %d "
+		    "bytes (check the certificate given)", SERIAL_MAX_LEN);
+	ias = SCEP_ISSUER_AND_SERIAL_new();
+	if (ias == NULL || !X509_NAME_set(&ias->issuer, issuer)) {
+		e = err_set(P11S_E_NOMEM, "out of memory building a GetCert/GetCRL request");
+		goto out;
+	}
+	ASN1_INTEGER_free(ias->serial);
+	ias->serial = ASN1_INTEGER_dup(serial);
+	if (ias->serial == NULL) {
+		e = err_set(P11S_E_NOMEM, "out of memory building a GetCert/GetCRL request");
+		goto out;
+	}
+	e = encode_item((const ASN1_VALUE *)ias, ASN1_ITEM_rptr(SCEP_ISSUER_AND_SERIAL),
+	    "IssuerAndSerialNumber", der, len);
+out:
+	SCEP_ISSUER_AND_SERIAL_free(ias);
 	return e;
 }
 
@@ -686,12 +800,40 @@ out:
 	return e;
 }
 
-/* Certificates of the degenerate SignedData inside a SUCCESS reply. */
+/* A stack for a kind of object a bag lacks, so callers need not test for NULL. */
+static enum p11s_err bag_certs(CMS_ContentInfo *bag, STACK_OF(X509) **out)
+{
+	*out = CMS_get1_certs(bag);
+	if (*out == NULL)
+		*out = sk_X509_new_null();
+	if (*out == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory reading the CertRep");
+	if (sk_X509_num(*out) > MSG_MAX_CERTS)
+		return err_set(P11S_E_MALFORMED, "CertRep holds %d certificates, more than %d",
+		    sk_X509_num(*out), MSG_MAX_CERTS);
+	return P11S_OK;
+}
+
+static enum p11s_err bag_crls(CMS_ContentInfo *bag, STACK_OF(X509_CRL) **out)
+{
+	*out = CMS_get1_crls(bag);
+	if (*out != NULL && sk_X509_CRL_num(*out) > MSG_MAX_CRLS)
+		return err_set(P11S_E_MALFORMED, "CertRep holds %d CRLs, more than %d",
+		    sk_X509_CRL_num(*out), MSG_MAX_CRLS);
+	return P11S_OK;
+}
+
+/*
+ * Certificates and CRLs of the degenerate SignedData inside a SUCCESS reply:
+ * certs is never NULL then (empty for a CRL-only GetCRL reply), crls is NULL
+ * when there are none. A bag with neither is refused.
+ */
 static enum p11s_err collect_certs(const unsigned char *der, size_t len, struct scep_reply *out)
 {
 	const unsigned char *p = der;
 	CMS_ContentInfo *bag;
 	STACK_OF(X509) *certs = NULL;
+	STACK_OF(X509_CRL) *crls = NULL;
 	enum p11s_err e = P11S_OK;
 
 	bag = d2i_CMS_ContentInfo(NULL, &p, (long)len);
@@ -703,20 +845,22 @@ static enum p11s_err collect_certs(const unsigned char *der, size_t len, struct 
 		e = err_set(P11S_E_MALFORMED, "CertRep's decrypted content is not a SignedData");
 		goto out;
 	}
-	certs = CMS_get1_certs(bag);
-	if (certs == NULL || sk_X509_num(certs) == 0) {
-		e = err_set(P11S_E_MALFORMED, "SUCCESS CertRep holds no certificate");
+	e = bag_certs(bag, &certs);
+	if (e == P11S_OK)
+		e = bag_crls(bag, &crls);
+	if (e != P11S_OK)
 		goto out;
-	}
-	if (sk_X509_num(certs) > MSG_MAX_CERTS) {
-		e = err_set(P11S_E_MALFORMED, "CertRep holds %d certificates, more than %d",
-		    sk_X509_num(certs), MSG_MAX_CERTS);
+	if (sk_X509_num(certs) == 0 && sk_X509_CRL_num(crls) <= 0) {
+		e = err_set(P11S_E_MALFORMED, "SUCCESS CertRep holds no certificate and no CRL");
 		goto out;
 	}
 	out->certs = certs;
+	out->crls = crls;
 	certs = NULL;
+	crls = NULL;
 out:
 	sk_X509_pop_free(certs, X509_free);
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
 	CMS_ContentInfo_free(bag);
 	return e;
 }
@@ -861,6 +1005,7 @@ void scep_reply_free(struct scep_reply *r)
 		return;
 	free(r->fail_text);
 	sk_X509_pop_free(r->certs, X509_free);
+	sk_X509_CRL_pop_free(r->crls, X509_CRL_free);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -44,9 +44,12 @@ enum p11s_err scep_new_nonce(unsigned char nonce[SCEP_NONCE_LEN]);
 
 struct scep_request {
 	enum scep_msgtype type;
-	const unsigned char *content;	/* DER to envelope: the CSR for PKCSReq/RenewalReq */
+	/* DER to envelope: the CSR for PKCSReq/RenewalReq, scep_issuer_and_subject_der
+	 * for CertPoll, scep_issuer_and_serial_der for GetCert/GetCRL. */
+	const unsigned char *content;
 	size_t content_len;
-	X509 *signer_cert;		/* self-signed or CA-issued (renewal) */
+	X509 *signer_cert;		/* self-signed, or CA-issued (RenewalReq, GetCert...):
+					 * only its key must match signer_key */
 	EVP_PKEY *signer_key;		/* may live in a token */
 	X509 *recipient;		/* RA encryption cert, or the CA */
 	const char *cipher;		/* OpenSSL cipher name, e.g. "AES-256-CBC" */
@@ -70,7 +73,10 @@ struct scep_reply {
 	enum scep_status status;
 	int fail_info;			/* enum scep_failinfo; FAIL_NONE unless FAILURE */
 	char *fail_text;		/* failInfoText if sent, else NULL */
-	STACK_OF(X509) *certs;		/* certs of the decrypted degenerate SignedData */
+	STACK_OF(X509) *certs;		/* certs of the decrypted degenerate SignedData;
+					 * on SUCCESS never NULL, empty for a CRL-only reply */
+	STACK_OF(X509_CRL) *crls;	/* CRLs of it (a GetCRL reply, at most 16), NULL
+					 * when none; not verified: check their signature */
 	const char *envelope_cipher;	/* what the server encrypted with (static string) */
 	const char *signature_digest;	/* what the server signed with (static string) */
 };
@@ -83,11 +89,28 @@ struct scep_reply {
  * P11S_E_MALFORMED (cannot parse), P11S_E_UNTRUSTED (signature, nonce, txid,
  * unknown values, MD5 signatures, legacy envelope ciphers when strict). A
  * FAILURE or PENDING reply is P11S_OK with status set. A SUCCESS needs
- * our_key and our_cert; FAILURE and PENDING replies do not.
+ * our_key and our_cert; FAILURE and PENDING replies do not. A SUCCESS whose
+ * bag holds neither a cert nor a CRL is P11S_E_MALFORMED; at most 64 certs.
  */
 enum p11s_err scep_reply_parse(const unsigned char *der, size_t len,
 			       const struct scep_reply_check *check, struct scep_reply *out);
 void scep_reply_free(struct scep_reply *r);	/* NULL-safe; leaves *r zeroed */
+
+/*
+ * The DER contents the other requests envelope (RFC 8894 §3.3.3, §3.3.4):
+ * CertPoll: IssuerAndSubject { issuer Name, subject Name } - the CA's
+ * subject and the subject of our request. GetCert and GetCRL:
+ * IssuerAndSerialNumber { issuer Name, serialNumber INTEGER } - for GetCert
+ * the issuer and serial of the wanted cert, for GetCRL those of a cert the
+ * CRL covers. *der is OPENSSL_free()d by the caller; outputs are cleared
+ * first. NULL arguments are P11S_E_INTERNAL; an empty issuer name, or a
+ * serial that is not an INTEGER of 1 to 64 bytes, P11S_E_USAGE. An empty
+ * subject is allowed (a request with SANs only).
+ */
+enum p11s_err scep_issuer_and_subject_der(const X509_NAME *issuer, const X509_NAME *subject,
+					  unsigned char **der, size_t *len);
+enum p11s_err scep_issuer_and_serial_der(const X509_NAME *issuer, const ASN1_INTEGER *serial,
+					 unsigned char **der, size_t *len);
 
 /* The cert among certs whose public key equals key's; NULL if none. Borrowed. */
 X509 *scep_find_cert_for_key(STACK_OF(X509) *certs, EVP_PKEY *key);

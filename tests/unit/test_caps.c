@@ -277,6 +277,55 @@ static void test_names(void **state)
 	assert_non_null(strstr(err_msg(), "'md5'"));
 }
 
+static void strict_refused(const char *body, const char *missing)
+{
+	struct scep_caps c = parse_str(body);
+
+	err_clear();
+	assert_int_equal(caps_check_strict(&c), P11S_E_UNTRUSTED);
+	if (strstr(err_msg(), missing) == NULL || strstr(err_msg(), "--strict") == NULL)
+		fail_msg("message \"%s\" lacks \"%s\" or --strict", err_msg(), missing);
+}
+
+static void test_strict(void **state)
+{
+	struct scep_caps c;
+
+	(void)state;
+	/* micromdm and a bare SCEPStandard (its implications count) pass. */
+	c = parse_str(micromdm_caps);
+	assert_int_equal(caps_check_strict(&c), P11S_OK);
+	c = parse_str("SCEPStandard");
+	assert_int_equal(caps_check_strict(&c), P11S_OK);
+	c = parse_str("scepstandard\r\nSHA-512\r\n");
+	assert_int_equal(caps_check_strict(&c), P11S_OK);
+
+	/* Everything but SCEPStandard: still a possible downgrade. */
+	strict_refused("AES\nSHA-256\nSHA-512\nPOSTPKIOperation\nRenewal", "SCEPStandard");
+	assert_non_null(strstr(err_msg(), "caps: AES SHA-256 SHA-512 POSTPKIOperation Renewal"));
+	strict_refused("", "SCEPStandard");
+	assert_non_null(strstr(err_msg(), "caps: none"));
+	/* NDES: 3DES and SHA-1/256/512, no SCEPStandard. */
+	strict_refused("POSTPKIOperation\r\nRenewal\r\nSHA-512\r\nSHA-256\r\nSHA-1\r\nDES3\r\n",
+	    "SCEPStandard");
+
+	/* Bits made by hand without the implications. */
+	c.raw = CAP_SCEPSTANDARD | CAP_SHA256;
+	c.bits = c.raw;
+	err_clear();
+	assert_int_equal(caps_check_strict(&c), P11S_E_UNTRUSTED);
+	assert_non_null(strstr(err_msg(), "AES"));
+	c.raw = CAP_SCEPSTANDARD | CAP_AES | CAP_SHA1;
+	c.bits = c.raw;
+	err_clear();
+	assert_int_equal(caps_check_strict(&c), P11S_E_UNTRUSTED);
+	assert_non_null(strstr(err_msg(), "SHA-256 or SHA-512"));
+	c.bits |= CAP_SHA512;
+	assert_int_equal(caps_check_strict(&c), P11S_OK);
+	err_clear();
+	assert_int_equal(caps_check_strict(NULL), P11S_E_INTERNAL);
+}
+
 static void test_ossl_names_exist(void **state)
 {
 	static const enum scep_cipher cs[] = { CIPHER_AES128, CIPHER_AES256, CIPHER_DES3 };
@@ -319,6 +368,7 @@ int main(void)
 		cmocka_unit_test_setup(test_format_truncates, setup),
 		cmocka_unit_test_setup(test_names, setup),
 		cmocka_unit_test_setup(test_ossl_names_exist, setup),
+		cmocka_unit_test_setup(test_strict, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

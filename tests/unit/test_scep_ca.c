@@ -17,14 +17,15 @@
 
 #define CT_CA	"application/x-x509-ca-cert"
 #define CT_RA	"application/x-x509-ca-ra-cert"
+#define CT_NEXT	"application/x-x509-next-ca-cert"
 
 /* micromdm scepserver's CA (tests/unit/data/micromdm-getcacert.der), by `openssl x509 -fingerprint -sha256`. */
 #define MICROMDM_FP \
 	"C7:69:0B:1A:9E:DF:F8:4D:2D:EB:F0:9C:D8:95:31:37:95:CB:D6:2E:74:48:EC:EA:84:EF:82:D3:24:29:FF:A0"
 
 static struct pki {
-	EVP_PKEY *root_key, *enc_key, *sig_key, *other_key, *inter_key, *leaf_key;
-	X509 *root, *ra_enc, *ra_sig, *ra_both, *other_root, *fake_ra;
+	EVP_PKEY *root_key, *enc_key, *sig_key, *other_key, *inter_key, *leaf_key, *next_key;
+	X509 *root, *ra_enc, *ra_sig, *ra_both, *other_root, *fake_ra, *next_root, *next_ra;
 	X509 *inter, *inter_leaf, *leaf, *other_leaf, *impostor_root;
 } P;
 
@@ -54,6 +55,10 @@ static int group_setup(void **state)
 	    KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
 	P.other_leaf = tp_leaf(P.leaf_key, "host.example", P.other_root, P.other_key,
 	    KU_DIGITAL_SIGNATURE);
+	P.next_key = tp_key();
+	P.next_root = tp_root(P.next_key, "Test Root CA 2");
+	P.next_ra = tp_leaf(P.sig_key, "RA sig 2", P.next_root, P.next_key,
+	    KU_DIGITAL_SIGNATURE);
 	return 0;
 }
 
@@ -71,6 +76,9 @@ static int group_teardown(void **state)
 	X509_free(P.inter_leaf);
 	X509_free(P.leaf);
 	X509_free(P.other_leaf);
+	X509_free(P.next_root);
+	X509_free(P.next_ra);
+	EVP_PKEY_free(P.next_key);
 	EVP_PKEY_free(P.root_key);
 	EVP_PKEY_free(P.enc_key);
 	EVP_PKEY_free(P.sig_key);
@@ -598,6 +606,419 @@ static void test_micromdm_getcacert(void **state)
 	free(body);
 }
 
+/* ---- GetNextCACert ---- */
+
+/* The set scep_ca_select makes of bag with pin pinned. */
+static void make_set_pin(X509 *const *bag, size_t n, X509 *pin, struct scep_ca_set *set)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	unsigned char fp[32];
+	size_t i;
+
+	assert_non_null(sk);
+	for (i = 0; i < n; i++)
+		assert_true(sk_X509_push(sk, bag[i]));
+	fp_of(pin, fp);
+	assert_int_equal(scep_ca_select(sk, fp, set), P11S_OK);
+	sk_X509_free(sk);
+}
+
+static void make_set(X509 *const *bag, size_t n, struct scep_ca_set *set)
+{
+	make_set_pin(bag, n, P.root, set);
+}
+
+/* A reply signed by cert/key over a bag of the new certs. */
+static unsigned char *nextca_body(X509 *cert, EVP_PKEY *key, X509 *const *inner, size_t n,
+				  struct tp_signed *opt, size_t *len)
+{
+	struct tp_signed s = { 0 };
+	unsigned char *bag, *der;
+	size_t blen;
+
+	if (opt != NULL)
+		s = *opt;
+	s.signer_cert = cert;
+	s.signer_key = key;
+	bag = tp_bag_der(inner, n, &blen);
+	if (s.content == NULL && !s.detached) {
+		s.content = bag;
+		s.content_len = blen;
+	}
+	der = tp_signed_der(&s, len);
+	OPENSSL_free(bag);
+	return der;
+}
+
+static enum p11s_err nextca(const unsigned char *der, size_t len, const char *ct,
+			    const struct scep_ca_set *set, STACK_OF(X509) **out)
+{
+	err_clear();
+	*out = (STACK_OF(X509) *)1;
+	return scep_nextca_parse(der, len, ct, set, out);
+}
+
+static void nextca_refused(const unsigned char *der, size_t len, const struct scep_ca_set *set,
+			   enum p11s_err want, const char *msg_part)
+{
+	STACK_OF(X509) *out;
+
+	assert_int_equal(nextca(der, len, CT_NEXT, set, &out), want);
+	assert_null(out);
+	if (msg_part != NULL && strstr(err_msg(), msg_part) == NULL)
+		fail_msg("message \"%s\" lacks \"%s\"", err_msg(), msg_part);
+	if (getenv("SHOW_MESSAGES") != NULL)
+		print_message("    message: %s\n", err_msg());
+}
+
+static int holds(STACK_OF(X509) *sk, X509 *x)
+{
+	int i;
+
+	for (i = 0; i < sk_X509_num(sk); i++) {
+		if (X509_cmp(sk_X509_value(sk, i), x) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void nextca_ok(const unsigned char *der, size_t len, const char *ct,
+		      const struct scep_ca_set *set, int n)
+{
+	STACK_OF(X509) *out;
+
+	if (nextca(der, len, ct, set, &out) != P11S_OK)
+		fail_msg("scep_nextca_parse: %s", err_msg());
+	assert_int_equal(sk_X509_num(out), n);
+	assert_true(holds(out, P.next_root));
+	sk_X509_pop_free(out, X509_free);
+}
+
+static void test_nextca_signed_by_ca(void **state)
+{
+	X509 *bag[] = { P.root };
+	X509 *next[] = { P.next_ra, P.next_root };
+	struct scep_ca_set set;
+	struct tp_signed opt = { 0 };
+	unsigned char *der;
+	size_t len;
+
+	(void)state;
+	make_set(bag, 1, &set);
+	der = nextca_body(P.root, P.root_key, next, 2, NULL, &len);
+	nextca_ok(der, len, CT_NEXT, &set, 2);
+	/* Content-Type does not matter: the bytes do. */
+	nextca_ok(der, len, NULL, &set, 2);
+	nextca_ok(der, len, "application/octet-stream", &set, 2);
+	OPENSSL_free(der);
+	/* Signer cert left out: we have it. SHA-1 as micromdm signs. */
+	opt.no_signer_cert = 1;
+	opt.digest = "SHA1";
+	der = nextca_body(P.root, P.root_key, next + 1, 1, &opt, &len);
+	nextca_ok(der, len, CT_NEXT, &set, 1);
+	OPENSSL_free(der);
+	scep_ca_set_free(&set);
+}
+
+/* The bag's SignedData without its ContentInfo, as CMS puts it under id-signedData. */
+static unsigned char *bare_signeddata(X509 *const *certs, size_t n, size_t *len)
+{
+	unsigned char *ci = tp_bag_der(certs, n, len), *sd;
+	const unsigned char *p = ci;
+	long inner;
+	int tag, xclass;
+
+	/* ContentInfo SEQUENCE, OID, [0] EXPLICIT: what is left is the SignedData. */
+	assert_int_equal(ASN1_get_object(&p, &inner, &tag, &xclass, (long)*len),
+	    V_ASN1_CONSTRUCTED);
+	assert_int_equal(ASN1_get_object(&p, &inner, &tag, &xclass, (long)*len - (p - ci)), 0);
+	assert_int_equal(tag, V_ASN1_OBJECT);
+	p += inner;
+	assert_int_equal(ASN1_get_object(&p, &inner, &tag, &xclass, (long)*len - (p - ci)),
+	    V_ASN1_CONSTRUCTED);
+	assert_int_equal(xclass, V_ASN1_CONTEXT_SPECIFIC);
+	assert_int_equal(p[0], 0x30);
+	*len = (size_t)inner;
+	sd = OPENSSL_memdup(p, *len);
+	assert_non_null(sd);
+	OPENSSL_free(ci);
+	return sd;
+}
+
+static void test_nextca_econtent_signeddata(void **state)
+{
+	X509 *bag[] = { P.root };
+	X509 *next[] = { P.next_root, P.next_ra };
+	struct scep_ca_set set;
+	struct tp_signed opt = { .econtent_signed = 1 };
+	unsigned char *der, *sd;
+	size_t len, sdlen;
+
+	(void)state;
+	make_set(bag, 1, &set);
+	/* id-signedData with a ContentInfo inside, as some servers do. */
+	der = nextca_body(P.root, P.root_key, next, 2, &opt, &len);
+	nextca_ok(der, len, CT_NEXT, &set, 2);
+	OPENSSL_free(der);
+	/* id-signedData with the bare SignedData, as RFC 5652 reads. */
+	sd = bare_signeddata(next, 2, &sdlen);
+	opt.content = sd;
+	opt.content_len = sdlen;
+	der = nextca_body(P.root, P.root_key, next, 2, &opt, &len);
+	nextca_ok(der, len, CT_NEXT, &set, 2);
+	OPENSSL_free(der);
+	/* The same bare SignedData with a byte after it. */
+	{
+		unsigned char *more = OPENSSL_malloc(sdlen + 1);
+
+		assert_non_null(more);
+		memcpy(more, sd, sdlen);
+		more[sdlen] = 0;
+		opt.content = more;
+		opt.content_len = sdlen + 1;
+		der = nextca_body(P.root, P.root_key, next, 2, &opt, &len);
+		nextca_refused(der, len, &set, P11S_E_MALFORMED, "signed content");
+		OPENSSL_free(der);
+		OPENSSL_free(more);
+	}
+	OPENSSL_free(sd);
+	scep_ca_set_free(&set);
+}
+
+static void test_nextca_foreign_signer(void **state)
+{
+	X509 *bag[] = { P.root };
+	X509 *next[] = { P.next_root };
+	struct scep_ca_set set;
+	struct tp_signed opt = { 0 };
+	unsigned char *der;
+	size_t len;
+
+	(void)state;
+	make_set(bag, 1, &set);
+	/* Another CA, its cert embedded. */
+	der = nextca_body(P.other_root, P.other_key, next, 1, NULL, &len);
+	nextca_refused(der, len, &set, P11S_E_UNTRUSTED, "not signed by the current CA");
+	OPENSSL_free(der);
+	/* Same name (and so issuer) as the current CA, another key. */
+	der = nextca_body(P.impostor_root, P.other_key, next, 1, NULL, &len);
+	nextca_refused(der, len, &set, P11S_E_UNTRUSTED, "current CA");
+	OPENSSL_free(der);
+	/* ...with the real CA cert embedded as well. */
+	opt.extra = &P.root;
+	opt.n_extra = 1;
+	der = nextca_body(P.impostor_root, P.other_key, next, 1, &opt, &len);
+	nextca_refused(der, len, &set, P11S_E_UNTRUSTED, "current CA");
+	OPENSSL_free(der);
+	/* A cert the current CA really issued, but not one of its signing certs. */
+	der = nextca_body(P.leaf, P.leaf_key, next, 1, NULL, &len);
+	nextca_refused(der, len, &set, P11S_E_UNTRUSTED, "current CA");
+	OPENSSL_free(der);
+	scep_ca_set_free(&set);
+	/* Same issuer name and serial as the pinned CA, so CMS picks the real
+	 * cert: only the signature tells them apart. */
+	{
+		struct tp_cert_spec a = { .cn = "Pinned CA", .key = P.root_key, .ca = 1,
+		    .serial = 777 };
+		struct tp_cert_spec b = { .cn = "Pinned CA", .key = P.other_key, .ca = 1,
+		    .serial = 777 };
+		X509 *real = tp_cert(&a), *fake = tp_cert(&b);
+
+		make_set_pin(&real, 1, real, &set);
+		der = nextca_body(fake, P.other_key, next, 1, NULL, &len);
+		nextca_refused(der, len, &set, P11S_E_UNTRUSTED, "CN=Pinned CA");
+		OPENSSL_free(der);
+		der = nextca_body(real, P.root_key, next, 1, NULL, &len);
+		nextca_ok(der, len, CT_NEXT, &set, 1);
+		OPENSSL_free(der);
+		scep_ca_set_free(&set);
+		X509_free(real);
+		X509_free(fake);
+	}
+	make_set(bag, 1, &set);
+	/* The new CA vouching for itself. */
+	der = nextca_body(P.next_root, P.next_key, next, 1, NULL, &len);
+	nextca_refused(der, len, &set, P11S_E_UNTRUSTED, "current CA");
+	OPENSSL_free(der);
+	scep_ca_set_free(&set);
+}
+
+static void test_nextca_ndes(void **state)
+{
+	X509 *bag[] = { P.ra_enc, P.root, P.ra_sig };
+	X509 *next[] = { P.next_root, P.next_ra };
+	struct scep_ca_set set;
+	unsigned char *der;
+	size_t len;
+
+	(void)state;
+	make_set(bag, 3, &set);
+	der = nextca_body(P.ra_sig, P.sig_key, next, 2, NULL, &len);
+	nextca_ok(der, len, CT_NEXT, &set, 2);
+	OPENSSL_free(der);
+	der = nextca_body(P.root, P.root_key, next, 2, NULL, &len);
+	nextca_ok(der, len, CT_NEXT, &set, 2);
+	OPENSSL_free(der);
+	/* The encryption RA does not sign for the CA. */
+	der = nextca_body(P.ra_enc, P.enc_key, next, 2, NULL, &len);
+	nextca_refused(der, len, &set, P11S_E_UNTRUSTED, "current CA");
+	OPENSSL_free(der);
+	scep_ca_set_free(&set);
+}
+
+/* Certificates outside the signed content are not covered by the signature. */
+static void test_nextca_outer_certs_ignored(void **state)
+{
+	X509 *bag[] = { P.root };
+	X509 *next[] = { P.next_root };
+	X509 *planted[] = { P.other_root, P.fake_ra };
+	struct scep_ca_set set;
+	struct tp_signed opt = { .extra = planted, .n_extra = 2 };
+	STACK_OF(X509) *out;
+	unsigned char *der;
+	size_t len;
+
+	(void)state;
+	make_set(bag, 1, &set);
+	der = nextca_body(P.root, P.root_key, next, 1, &opt, &len);
+	assert_int_equal(nextca(der, len, CT_NEXT, &set, &out), P11S_OK);
+	assert_int_equal(sk_X509_num(out), 1);
+	assert_int_equal(X509_cmp(sk_X509_value(out, 0), P.next_root), 0);
+	assert_false(holds(out, P.other_root));
+	assert_false(holds(out, P.root));	/* the signer's own cert neither */
+	sk_X509_pop_free(out, X509_free);
+	OPENSSL_free(der);
+	scep_ca_set_free(&set);
+}
+
+static void test_nextca_tampered(void **state)
+{
+	X509 *bag[] = { P.root };
+	X509 *next[] = { P.next_root };
+	struct scep_ca_set set;
+	unsigned char *der, *cert, *at;
+	size_t len, clen;
+
+	(void)state;
+	make_set(bag, 1, &set);
+	der = nextca_body(P.root, P.root_key, next, 1, NULL, &len);
+	cert = tp_cert_der(P.next_root, &clen);
+	at = memmem(der, len, cert, clen);
+	assert_non_null(at);
+	at[clen - 20] ^= 0x01;	/* inside the new CA's signature: still valid DER */
+	nextca_refused(der, len, &set, P11S_E_UNTRUSTED, "not signed by the current CA");
+	OPENSSL_free(cert);
+	OPENSSL_free(der);
+	scep_ca_set_free(&set);
+}
+
+static void test_nextca_garbage(void **state)
+{
+	X509 *bag[] = { P.root };
+	X509 *next[] = { P.next_root, P.next_ra };
+	struct scep_ca_set set;
+	unsigned char *der, *big, rnd[600];
+	size_t len, cut;
+
+	(void)state;
+	make_set(bag, 1, &set);
+	der = nextca_body(P.root, P.root_key, next, 2, NULL, &len);
+	for (cut = 0; cut < len; cut += (cut < 64 ? 1 : 37))
+		nextca_refused(der, cut, &set, P11S_E_MALFORMED, NULL);
+	nextca_refused(der, len - 1, &set, P11S_E_MALFORMED, NULL);
+	big = malloc(len + 2);
+	assert_non_null(big);
+	memcpy(big, der, len);
+	big[len] = big[len + 1] = 0;
+	nextca_refused(big, len + 2, &set, P11S_E_MALFORMED, "2 bytes after");
+	free(big);
+	nextca_refused(NULL, 0, &set, P11S_E_MALFORMED, "empty");
+	assert_int_equal(RAND_bytes(rnd, sizeof(rnd)), 1);
+	rnd[0] = 0x04;
+	nextca_refused(rnd, sizeof(rnd), &set, P11S_E_MALFORMED, NULL);
+	rnd[0] = 0x30;
+	rnd[1] = 0x82;
+	rnd[2] = 0x02;
+	rnd[3] = 0x54;
+	rnd[4] = 0x06;	/* looks like a ContentInfo, is not */
+	nextca_refused(rnd, sizeof(rnd), &set, P11S_E_MALFORMED, NULL);
+	nextca_refused((const unsigned char *)"<html>", 6, &set, P11S_E_MALFORMED,
+	    "not a complete PKCS#7");
+	OPENSSL_free(der);
+	scep_ca_set_free(&set);
+}
+
+static void test_nextca_unsigned(void **state)
+{
+	X509 *bag[] = { P.root };
+	X509 *next[] = { P.next_root };
+	struct scep_ca_set set;
+	unsigned char *der;
+	size_t len;
+
+	(void)state;
+	make_set(bag, 1, &set);
+	der = tp_cert_der(P.next_root, &len);
+	nextca_refused(der, len, &set, P11S_E_UNTRUSTED, "bare certificate");
+	OPENSSL_free(der);
+	der = tp_bag_der(next, 1, &len);
+	nextca_refused(der, len, &set, P11S_E_UNTRUSTED, "not signed");
+	OPENSSL_free(der);
+	scep_ca_set_free(&set);
+}
+
+static void test_nextca_bad_content(void **state)
+{
+	X509 *bag[] = { P.root };
+	X509 *ras[] = { P.next_ra };
+	X509 *many[65];
+	struct scep_ca_set set;
+	struct tp_signed opt = { 0 };
+	unsigned char *der;
+	size_t len, i;
+
+	(void)state;
+	make_set(bag, 1, &set);
+	/* Signed, but the content is not a certificate bag. */
+	opt.content = (const unsigned char *)"hello";
+	opt.content_len = 5;
+	der = nextca_body(P.root, P.root_key, ras, 1, &opt, &len);
+	nextca_refused(der, len, &set, P11S_E_MALFORMED, "signed content");
+	OPENSSL_free(der);
+	/* No signed content at all. */
+	memset(&opt, 0, sizeof(opt));
+	opt.detached = 1;
+	der = nextca_body(P.root, P.root_key, ras, 1, &opt, &len);
+	nextca_refused(der, len, &set, P11S_E_MALFORMED, "no signed content");
+	OPENSSL_free(der);
+	/* A bag without a CA, an empty bag, too big a bag. */
+	der = nextca_body(P.root, P.root_key, ras, 1, NULL, &len);
+	nextca_refused(der, len, &set, P11S_E_MALFORMED, "no CA certificate");
+	OPENSSL_free(der);
+	der = nextca_body(P.root, P.root_key, NULL, 0, NULL, &len);
+	nextca_refused(der, len, &set, P11S_E_MALFORMED, "holds 0 certificates");
+	OPENSSL_free(der);
+	for (i = 0; i < 65; i++)
+		many[i] = P.next_root;
+	der = nextca_body(P.root, P.root_key, many, 65, NULL, &len);
+	nextca_refused(der, len, &set, P11S_E_MALFORMED, "65 certificates");
+	OPENSSL_free(der);
+	/* MD5 is never good enough to sign a new CA. */
+	memset(&opt, 0, sizeof(opt));
+	opt.digest = "MD5";
+	der = nextca_body(P.root, P.root_key, many, 1, &opt, &len);
+	nextca_refused(der, len, &set, P11S_E_UNTRUSTED, "MD5");
+	OPENSSL_free(der);
+	scep_ca_set_free(&set);
+	/* No set at all is a caller's bug. */
+	{
+		STACK_OF(X509) *out;
+
+		assert_int_equal(nextca(der, 0, CT_NEXT, NULL, &out), P11S_E_INTERNAL);
+		assert_null(out);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,6 +1043,15 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_fingerprint_format_small, setup),
 		cmocka_unit_test_setup(test_fingerprint_matches_openssl, setup),
 		cmocka_unit_test_setup(test_micromdm_getcacert, setup),
+		cmocka_unit_test_setup(test_nextca_signed_by_ca, setup),
+		cmocka_unit_test_setup(test_nextca_econtent_signeddata, setup),
+		cmocka_unit_test_setup(test_nextca_foreign_signer, setup),
+		cmocka_unit_test_setup(test_nextca_ndes, setup),
+		cmocka_unit_test_setup(test_nextca_outer_certs_ignored, setup),
+		cmocka_unit_test_setup(test_nextca_tampered, setup),
+		cmocka_unit_test_setup(test_nextca_garbage, setup),
+		cmocka_unit_test_setup(test_nextca_unsigned, setup),
+		cmocka_unit_test_setup(test_nextca_bad_content, setup),
 	};
 
 	(void)argc;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <openssl/bn.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -23,6 +24,9 @@
 #define OID_MSGTYPE	"2.16.840.1.113733.1.9.2"
 #define OID_SNONCE	"2.16.840.1.113733.1.9.5"
 #define OID_TXID	"2.16.840.1.113733.1.9.7"
+
+/* One more CRL than a reply may carry (MSG_MAX_CRLS in scep_msg.c). */
+#define MSG_TEST_MANY_CRLS	17
 
 /* What the real micromdm capture (tests/unit/data/README) was made with. */
 #define MICROMDM_TXID	"384955D4F36E8B0C396D22C9CABC1FE3D0B508599B9FBBB5A1852FB96E35DC79"
@@ -367,21 +371,236 @@ static void test_request_to_ra(void **state)
 	roundtrip("AES-128-CBC", "SHA256", NID_aes_128_cbc, NID_sha256, T.ra_sig, T.ra_key);
 }
 
-static void test_request_other_types(void **state)
+/* A request of type with content, signed by cert/key, as a server decodes it. */
+static void other_request(enum scep_msgtype type, const unsigned char *content, size_t clen,
+			  X509 *cert, EVP_PKEY *key)
 {
+	struct scep_request r = {
+		.type = type, .content = content, .content_len = clen,
+		.signer_cert = cert, .signer_key = key,
+		.recipient = T.ca, .cipher = "AES-128-CBC", .digest = "SHA256", .txn = &T.txn,
+	};
 	struct decoded d;
-	unsigned char *der;
-	size_t len;
+	unsigned char *der = NULL;
+	size_t len = 0;
+
+	if (scep_request_build(&r, &der, &len) != P11S_OK)
+		fail_msg("scep_request_build(%d): %s", (int)type, err_msg());
+	server_decode(der, len, T.ca_key, T.ca, type, &d);
+	assert_int_equal(X509_cmp(d.signer, cert), 0);
+	assert_int_equal(d.content_len, clen);
+	assert_memory_equal(d.content, content, clen);
+	decoded_free(&d);
+	OPENSSL_free(der);
+}
+
+static void test_request_certpoll(void **state)
+{
+	const X509_NAME *subj = X509_REQ_get_subject_name(T.req);
+	unsigned char *ias = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	long inner;
+	int tag, xclass;
+	X509_NAME *issuer, *subject;
 
 	(void)state;
-	der = build_req("AES-128-CBC", "SHA256", T.ca, MSG_RENEWALREQ, &len);
-	server_decode(der, len, T.ca_key, T.ca, MSG_RENEWALREQ, &d);
-	decoded_free(&d);
+	assert_int_equal(scep_issuer_and_subject_der(X509_get_subject_name(T.ca), subj,
+	    &ias, &len), P11S_OK);
+	other_request(MSG_CERTPOLL, ias, len, T.signer, T.our_key);
+	/* The content names the CA and our request's subject. */
+	p = ias;
+	assert_int_equal(ASN1_get_object(&p, &inner, &tag, &xclass, (long)len),
+	    V_ASN1_CONSTRUCTED);
+	assert_int_equal(tag, V_ASN1_SEQUENCE);
+	issuer = d2i_X509_NAME(NULL, &p, (long)len - (p - ias));
+	subject = d2i_X509_NAME(NULL, &p, (long)len - (p - ias));
+	assert_non_null(issuer);
+	assert_non_null(subject);
+	assert_ptr_equal(p, ias + len);
+	assert_int_equal(X509_NAME_cmp(issuer, X509_get_subject_name(T.ca)), 0);
+	assert_int_equal(X509_NAME_cmp(subject, subj), 0);
+	X509_NAME_free(issuer);
+	X509_NAME_free(subject);
+	OPENSSL_free(ias);
+}
+
+static void test_request_getcert_getcrl(void **state)
+{
+	unsigned char *ias = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	PKCS7_ISSUER_AND_SERIAL *back;
+
+	(void)state;
+	assert_int_equal(scep_issuer_and_serial_der(X509_get_issuer_name(T.issued),
+	    X509_get0_serialNumber(T.issued), &ias, &len), P11S_OK);
+	other_request(MSG_GETCERT, ias, len, T.signer, T.our_key);
+	/* GetCRL names a cert the same way; signed with the CA-issued cert. */
+	other_request(MSG_GETCRL, ias, len, T.issued, T.our_key);
+	p = ias;
+	back = d2i_PKCS7_ISSUER_AND_SERIAL(NULL, &p, (long)len);
+	assert_non_null(back);
+	assert_ptr_equal(p, ias + len);
+	assert_int_equal(X509_NAME_cmp(back->issuer, X509_get_subject_name(T.ca)), 0);
+	assert_int_equal(ASN1_INTEGER_cmp(back->serial, X509_get0_serialNumber(T.issued)), 0);
+	PKCS7_ISSUER_AND_SERIAL_free(back);
+	OPENSSL_free(ias);
+}
+
+/* RenewalReq: a new key's CSR, signed with the CA-issued cert and its old key. */
+static void test_request_renewal(void **state)
+{
+	struct csr_params cp = { .subject = "CN=client.example,O=p11scep test",
+	    .digest = "SHA256" };
+	X509_REQ *req = NULL;
+	unsigned char *csr = NULL;
+	const unsigned char *p;
+	X509_REQ *back;
+	int n;
+
+	(void)state;
+	/* Nothing may depend on a self-signed signer. */
+	assert_int_not_equal(X509_check_issued(T.issued, T.issued), X509_V_OK);
+	assert_int_equal(csr_build(&cp, T.other_key, &req), P11S_OK);
+	n = i2d_X509_REQ(req, &csr);
+	assert_true(n > 0);
+	other_request(MSG_RENEWALREQ, csr, (size_t)n, T.issued, T.our_key);
+	other_request(MSG_PKCSREQ, csr, (size_t)n, T.issued, T.our_key);	/* interop mode */
+	p = csr;
+	back = d2i_X509_REQ(NULL, &p, n);
+	assert_non_null(back);
+	assert_int_equal(X509_REQ_verify(back, T.other_key), 1);
+	X509_REQ_free(back);
+	X509_REQ_free(req);
+	OPENSSL_free(csr);
+}
+
+static X509_NAME *printable_name(const char *cn)
+{
+	X509_NAME *n = X509_NAME_new();
+
+	assert_non_null(n);
+	assert_int_equal(X509_NAME_add_entry_by_txt(n, "CN", V_ASN1_PRINTABLESTRING,
+	    (const unsigned char *)cn, -1, -1, 0), 1);
+	return n;
+}
+
+static void test_issuer_and_subject_bytes(void **state)
+{
+	/* SEQUENCE { Name CN=CA, Name CN=me }, PrintableStrings, by hand from X.690. */
+	static const unsigned char want[] = {
+		0x30, 0x1e,
+		0x30, 0x0d, 0x31, 0x0b, 0x30, 0x09, 0x06, 0x03, 0x55, 0x04, 0x03,
+		0x13, 0x02, 'C', 'A',
+		0x30, 0x0d, 0x31, 0x0b, 0x30, 0x09, 0x06, 0x03, 0x55, 0x04, 0x03,
+		0x13, 0x02, 'm', 'e',
+	};
+	X509_NAME *ca = printable_name("CA"), *me = printable_name("me"), *empty;
+	unsigned char *der = (unsigned char *)1;
+	size_t len = 1;
+
+	(void)state;
+	assert_int_equal(scep_issuer_and_subject_der(ca, me, &der, &len), P11S_OK);
+	assert_int_equal(len, sizeof(want));
+	assert_memory_equal(der, want, sizeof(want));
 	OPENSSL_free(der);
-	der = build_req("AES-128-CBC", "SHA256", T.ca, MSG_CERTPOLL, &len);
-	server_decode(der, len, T.ca_key, T.ca, MSG_CERTPOLL, &d);
-	decoded_free(&d);
+
+	/* An empty subject is a valid Name (SAN-only requests); an empty CA is not. */
+	empty = X509_NAME_new();
+	assert_non_null(empty);
+	assert_int_equal(scep_issuer_and_subject_der(ca, empty, &der, &len), P11S_OK);
+	assert_int_equal(len, 2 + 15 + 2);
+	assert_memory_equal(der + len - 2, "\x30\x00", 2);
 	OPENSSL_free(der);
+	der = (unsigned char *)1;
+	assert_int_equal(scep_issuer_and_subject_der(empty, me, &der, &len), P11S_E_USAGE);
+	assert_null(der);
+	assert_int_equal(len, 0);
+	err_clear();
+	der = (unsigned char *)1;
+	assert_int_equal(scep_issuer_and_subject_der(NULL, me, &der, &len), P11S_E_INTERNAL);
+	assert_null(der);
+	err_clear();
+	assert_int_equal(scep_issuer_and_subject_der(ca, NULL, &der, &len), P11S_E_INTERNAL);
+	X509_NAME_free(ca);
+	X509_NAME_free(me);
+	X509_NAME_free(empty);
+}
+
+static void serial_is(const X509_NAME *issuer, const ASN1_INTEGER *serial,
+		      const unsigned char *want_int, size_t want_len)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	PKCS7_ISSUER_AND_SERIAL *back;
+
+	if (scep_issuer_and_serial_der(issuer, serial, &der, &len) != P11S_OK)
+		fail_msg("scep_issuer_and_serial_der: %s", err_msg());
+	/* SEQUENCE { Name CN=CA (15 bytes), INTEGER } */
+	assert_int_equal(len, 2 + 15 + want_len);
+	assert_int_equal(der[0], 0x30);
+	assert_int_equal(der[1], 15 + want_len);
+	assert_memory_equal(der + 2, "\x30\x0d\x31\x0b\x30\x09\x06\x03\x55\x04\x03\x13\x02" "CA",
+	    15);
+	assert_memory_equal(der + 17, want_int, want_len);
+	p = der;
+	back = d2i_PKCS7_ISSUER_AND_SERIAL(NULL, &p, (long)len);
+	assert_non_null(back);
+	assert_ptr_equal(p, der + len);
+	assert_int_equal(X509_NAME_cmp(back->issuer, issuer), 0);
+	assert_int_equal(ASN1_INTEGER_cmp(back->serial, serial), 0);
+	PKCS7_ISSUER_AND_SERIAL_free(back);
+	OPENSSL_free(der);
+}
+
+static void test_issuer_and_serial_bytes(void **state)
+{
+	X509_NAME *ca = printable_name("CA"), *empty = X509_NAME_new();
+	ASN1_INTEGER *sn = ASN1_INTEGER_new();
+	BIGNUM *bn = NULL;
+	unsigned char big[2 + 20], *der = (unsigned char *)1;
+	size_t len = 1;
+
+	(void)state;
+	assert_non_null(sn);
+	assert_non_null(empty);
+	assert_int_equal(ASN1_INTEGER_set(sn, 4242), 1);
+	serial_is(ca, sn, (const unsigned char *)"\x02\x02\x10\x92", 4);
+	assert_int_equal(ASN1_INTEGER_set(sn, 128), 1);	/* needs a leading zero */
+	serial_is(ca, sn, (const unsigned char *)"\x02\x02\x00\x80", 4);
+	assert_int_equal(ASN1_INTEGER_set(sn, 1), 1);
+	serial_is(ca, sn, (const unsigned char *)"\x02\x01\x01", 3);
+	assert_int_equal(ASN1_INTEGER_set(sn, -2), 1);	/* broken CAs issue these */
+	serial_is(ca, sn, (const unsigned char *)"\x02\x01\xfe", 3);
+	/* 20 bytes, top bit clear: RFC 5280's largest. */
+	big[0] = 0x02;
+	big[1] = 20;
+	memset(big + 2, 0x7f, 20);
+	assert_non_null(BN_hex2bn(&bn, "7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F7F"));
+	ASN1_INTEGER_free(sn);
+	sn = BN_to_ASN1_INTEGER(bn, NULL);
+	assert_non_null(sn);
+	serial_is(ca, sn, big, sizeof(big));
+
+	/* Refusals clear the outputs. */
+	assert_int_equal(scep_issuer_and_serial_der(empty, sn, &der, &len), P11S_E_USAGE);
+	assert_null(der);
+	assert_int_equal(len, 0);
+	err_clear();
+	assert_int_equal(scep_issuer_and_serial_der(ca, NULL, &der, &len), P11S_E_INTERNAL);
+	err_clear();
+	assert_int_equal(scep_issuer_and_serial_der(NULL, sn, &der, &len), P11S_E_INTERNAL);
+	err_clear();
+	ASN1_INTEGER_free(sn);
+	sn = ASN1_INTEGER_new();	/* no bytes at all */
+	assert_int_equal(scep_issuer_and_serial_der(ca, sn, &der, &len), P11S_E_USAGE);
+	assert_null(der);
+	BN_free(bn);
+	ASN1_INTEGER_free(sn);
+	X509_NAME_free(ca);
+	X509_NAME_free(empty);
 }
 
 static void request_bad(const char *cipher, const char *digest, enum scep_msgtype type,
@@ -547,6 +766,93 @@ static void test_reply_success_from_ra(void **state)
 	/* The same reply when we expect the CA to sign: refused. */
 	c.reply_signer = T.ca;
 	rep_refused(&tr, &c, P11S_E_UNTRUSTED, "signature");
+}
+
+/* Is a CRL with b's DER among crls? (A SET OF: the order is the encoder's.) */
+static int crl_in(STACK_OF(X509_CRL) *crls, X509_CRL *b)
+{
+	unsigned char *da, *db = NULL;
+	int i, na, nb = i2d_X509_CRL(b, &db), found = 0;
+
+	assert_true(nb > 0);
+	for (i = 0; i < sk_X509_CRL_num(crls) && !found; i++) {
+		da = NULL;
+		na = i2d_X509_CRL(sk_X509_CRL_value(crls, i), &da);
+		assert_true(na > 0);
+		found = na == nb && memcmp(da, db, (size_t)na) == 0;
+		OPENSSL_free(da);
+	}
+	OPENSSL_free(db);
+	return found;
+}
+
+/* A GetCRL reply: the degenerate SignedData holds a CRL, maybe no cert. */
+static void test_reply_crls(void **state)
+{
+	X509_CRL *crl = tp_crl(T.ca, T.ca_key, 77), *crl2 = tp_crl(T.ca, T.ca_key, 0);
+	X509_CRL *crls[] = { crl, crl2 }, *many[MSG_TEST_MANY_CRLS];
+	X509 *issued[] = { T.issued };
+	X509_REVOKED *rev = NULL;
+	ASN1_INTEGER *sn = ASN1_INTEGER_new();
+	struct tp_certrep tr = base_rep("0");
+	struct scep_reply_check c = base_check();
+	struct scep_reply out;
+	size_t i;
+
+	(void)state;
+	tr.recipient = T.signer;
+	tr.issued = issued;
+	tr.n_issued = 0;
+	tr.crls = crls;
+	tr.n_crls = 1;
+	assert_int_equal(parse_rep(&tr, &c, &out), P11S_OK);
+	assert_int_equal(out.status, STATUS_SUCCESS);
+	assert_non_null(out.certs);
+	assert_int_equal(sk_X509_num(out.certs), 0);
+	assert_int_equal(sk_X509_CRL_num(out.crls), 1);
+	assert_true(crl_in(out.crls, crl));
+	assert_int_equal(X509_CRL_verify(sk_X509_CRL_value(out.crls, 0),
+	    X509_get0_pubkey(T.ca)), 1);
+	assert_non_null(sn);
+	assert_int_equal(ASN1_INTEGER_set(sn, 77), 1);
+	assert_int_equal(X509_CRL_get0_by_serial(sk_X509_CRL_value(out.crls, 0), &rev, sn), 1);
+	assert_non_null(rev);
+	scep_reply_free(&out);
+	assert_null(out.crls);
+
+	/* Certs and two CRLs together. */
+	tr.n_issued = 1;
+	tr.n_crls = 2;
+	assert_int_equal(parse_rep(&tr, &c, &out), P11S_OK);
+	assert_int_equal(sk_X509_num(out.certs), 1);
+	assert_int_equal(sk_X509_CRL_num(out.crls), 2);
+	assert_true(crl_in(out.crls, crl));
+	assert_true(crl_in(out.crls, crl2));
+	scep_reply_free(&out);
+
+	/* An enrollment reply has no CRL: crls stays NULL. */
+	tr.crls = NULL;
+	tr.n_crls = 0;
+	assert_int_equal(parse_rep(&tr, &c, &out), P11S_OK);
+	assert_null(out.crls);
+	scep_reply_free(&out);
+
+	/* Neither certs nor CRLs. */
+	tr.n_issued = 0;
+	rep_refused(&tr, &c, P11S_E_MALFORMED, "no certificate and no CRL");
+	/* Too many CRLs. */
+	for (i = 0; i < MSG_TEST_MANY_CRLS; i++)
+		many[i] = crl2;
+	tr.crls = many;
+	tr.n_crls = MSG_TEST_MANY_CRLS;
+	rep_refused(&tr, &c, P11S_E_MALFORMED, "CRLs");
+	tr.n_crls = MSG_TEST_MANY_CRLS - 1;
+	assert_int_equal(parse_rep(&tr, &c, &out), P11S_OK);
+	assert_int_equal(sk_X509_CRL_num(out.crls), MSG_TEST_MANY_CRLS - 1);
+	scep_reply_free(&out);
+	ASN1_INTEGER_free(sn);
+	X509_CRL_free(crl);
+	X509_CRL_free(crl2);
 }
 
 static void test_reply_pending(void **state)
@@ -1041,11 +1347,16 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_request_aes256_sha512, setup),
 		cmocka_unit_test_setup(test_request_des3_sha1, setup),
 		cmocka_unit_test_setup(test_request_to_ra, setup),
-		cmocka_unit_test_setup(test_request_other_types, setup),
+		cmocka_unit_test_setup(test_request_certpoll, setup),
+		cmocka_unit_test_setup(test_request_getcert_getcrl, setup),
+		cmocka_unit_test_setup(test_request_renewal, setup),
+		cmocka_unit_test_setup(test_issuer_and_subject_bytes, setup),
+		cmocka_unit_test_setup(test_issuer_and_serial_bytes, setup),
 		cmocka_unit_test_setup(test_request_refusals, setup),
 		cmocka_unit_test_setup(test_request_wrong_signer_key, setup),
 		cmocka_unit_test_setup(test_reply_success, setup),
 		cmocka_unit_test_setup(test_reply_success_from_ra, setup),
+		cmocka_unit_test_setup(test_reply_crls, setup),
 		cmocka_unit_test_setup(test_reply_pending, setup),
 		cmocka_unit_test_setup(test_reply_failure, setup),
 		cmocka_unit_test_setup(test_reply_failtext_hostile, setup),

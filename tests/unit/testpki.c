@@ -173,22 +173,95 @@ unsigned char *tp_cert_der(X509 *x, size_t *len)
 	return der;
 }
 
-unsigned char *tp_bag_der(X509 *const *certs, size_t n, size_t *len)
+unsigned char *tp_bag_crl_der(X509 *const *certs, size_t n, X509_CRL *const *crls,
+			      size_t n_crls, size_t *len)
 {
 	PKCS7 *p7 = PKCS7_new();
 	unsigned char *der = NULL;
 	size_t i;
 	int dlen;
 
-	/* The shape `openssl crl2pkcs7 -nocrl` and most CAs produce. */
+	/* The shape `openssl crl2pkcs7` and most CAs produce. */
 	tp_need(p7 != NULL && PKCS7_set_type(p7, NID_pkcs7_signed), "PKCS7 signed");
 	tp_need(PKCS7_content_new(p7, NID_pkcs7_data), "PKCS7 content");
 	for (i = 0; i < n; i++)
 		tp_need(PKCS7_add_certificate(p7, certs[i]), "PKCS7_add_certificate");
+	for (i = 0; i < n_crls; i++)
+		tp_need(PKCS7_add_crl(p7, crls[i]), "PKCS7_add_crl");
 	dlen = i2d_PKCS7(p7, &der);
 	tp_need(dlen > 0, "i2d_PKCS7");
 	PKCS7_free(p7);
 	*len = (size_t)dlen;
+	return der;
+}
+
+unsigned char *tp_bag_der(X509 *const *certs, size_t n, size_t *len)
+{
+	return tp_bag_crl_der(certs, n, NULL, 0, len);
+}
+
+X509_CRL *tp_crl(X509 *issuer, EVP_PKEY *issuer_key, long serial)
+{
+	X509_CRL *crl = X509_CRL_new();
+	X509_REVOKED *rev;
+	ASN1_TIME *t = ASN1_TIME_new();
+
+	tp_need(crl != NULL && t != NULL, "X509_CRL_new");
+	tp_need(X509_CRL_set_version(crl, X509_CRL_VERSION_2), "CRL version");
+	tp_need(X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)), "CRL issuer");
+	tp_need(X509_gmtime_adj(t, -3600) != NULL && X509_CRL_set1_lastUpdate(crl, t),
+	    "CRL lastUpdate");
+	tp_need(X509_gmtime_adj(t, 86400) != NULL && X509_CRL_set1_nextUpdate(crl, t),
+	    "CRL nextUpdate");
+	if (serial != 0) {
+		ASN1_INTEGER *ai = ASN1_INTEGER_new();
+
+		rev = X509_REVOKED_new();
+		tp_need(rev != NULL && ai != NULL, "X509_REVOKED_new");
+		tp_need(ASN1_INTEGER_set(ai, serial) &&
+		    X509_REVOKED_set_serialNumber(rev, ai), "revoked serial");
+		ASN1_INTEGER_free(ai);
+		tp_need(X509_gmtime_adj(t, -60) != NULL &&
+		    X509_REVOKED_set_revocationDate(rev, t), "revocation date");
+		tp_need(X509_CRL_add0_revoked(crl, rev), "X509_CRL_add0_revoked");
+	}
+	tp_need(X509_CRL_sort(crl), "X509_CRL_sort");
+	tp_need(X509_CRL_sign(crl, issuer_key, EVP_sha256()) > 0, "X509_CRL_sign");
+	ASN1_TIME_free(t);
+	return crl;
+}
+
+unsigned char *tp_signed_der(const struct tp_signed *s, size_t *len)
+{
+	const EVP_MD *md = EVP_get_digestbyname(s->digest != NULL ? s->digest : "SHA256");
+	unsigned char *der = NULL;
+	CMS_ContentInfo *cms;
+	BIO *in;
+	size_t i;
+	int n;
+
+	tp_need(md != NULL, "digest");
+	cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY);
+	tp_need(cms != NULL, "CMS_sign");
+	if (s->econtent_signed)
+		tp_need(CMS_set1_eContentType(cms, OBJ_nid2obj(NID_pkcs7_signed)),
+		    "CMS_set1_eContentType");
+	tp_need(CMS_add1_signer(cms, s->signer_cert, s->signer_key, md,
+	    CMS_BINARY | CMS_NOSMIMECAP | (s->no_signer_cert ? CMS_NOCERTS : 0)) != NULL,
+	    "CMS_add1_signer");
+	for (i = 0; i < s->n_extra; i++)
+		tp_need(CMS_add1_cert(cms, s->extra[i]), "CMS_add1_cert");
+	if (s->detached)
+		tp_need(CMS_set_detached(cms, 1), "CMS_set_detached");
+	in = BIO_new_mem_buf(s->content != NULL ? (const void *)s->content : (const void *)"",
+	    (int)s->content_len);
+	tp_need(in != NULL, "BIO");
+	tp_need(CMS_final(cms, in, NULL, CMS_BINARY), "CMS_final");
+	n = i2d_CMS_ContentInfo(cms, &der);
+	tp_need(n > 0, "i2d SignedData");
+	*len = (size_t)n;
+	BIO_free(in);
+	CMS_ContentInfo_free(cms);
 	return der;
 }
 
@@ -205,7 +278,7 @@ static unsigned char *envelope(const struct tp_certrep *r, size_t *len)
 
 	tp_need(to != NULL && sk_X509_push(to, r->recipient), "recipient stack");
 	tp_need(ci != NULL, "cipher fetch");
-	bag = tp_bag_der(r->issued, r->n_issued, &blen);
+	bag = tp_bag_crl_der(r->issued, r->n_issued, r->crls, r->n_crls, &blen);
 	in = BIO_new_mem_buf(bag, (int)blen);
 	tp_need(in != NULL, "BIO");
 	env = CMS_encrypt(to, in, ci, CMS_BINARY);
@@ -248,7 +321,7 @@ unsigned char *tp_certrep_der(const struct tp_certrep *r, size_t *len)
 	int n;
 
 	tp_need(md != NULL, "digest");
-	if (r->issued != NULL)
+	if (r->issued != NULL || r->crls != NULL)
 		content = envelope(r, &clen);
 	cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY);
 	tp_need(cms != NULL, "CMS_sign");

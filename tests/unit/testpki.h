@@ -40,6 +40,29 @@ unsigned char *tp_cert_der(X509 *x, size_t *len);
 /* Degenerate SignedData holding certs, DER (OPENSSL_free). */
 unsigned char *tp_bag_der(X509 *const *certs, size_t n, size_t *len);
 
+/* Degenerate SignedData holding certs and CRLs, DER (OPENSSL_free). */
+unsigned char *tp_bag_crl_der(X509 *const *certs, size_t n, X509_CRL *const *crls,
+			      size_t n_crls, size_t *len);
+
+/* A CRL by issuer revoking serial (0: none), valid from an hour ago for a day. */
+X509_CRL *tp_crl(X509 *issuer, EVP_PKEY *issuer_key, long serial);
+
+/* A SignedData over content (a GetNextCACert reply, say). */
+struct tp_signed {
+	X509 *signer_cert;
+	EVP_PKEY *signer_key;
+	int no_signer_cert;		/* leave the signer cert out */
+	X509 *const *extra;		/* embedded in the outer certificates too */
+	size_t n_extra;
+	const char *digest;		/* default "SHA256" */
+	const unsigned char *content;	/* eContent; NULL with detached */
+	size_t content_len;
+	int econtent_signed;		/* eContentType id-signedData, not id-data */
+	int detached;			/* no eContent */
+};
+
+unsigned char *tp_signed_der(const struct tp_signed *s, size_t *len);
+
 /* Everything a server puts into a CertRep; NULL strings are left out. */
 struct tp_certrep {
 	X509 *signer_cert;		/* signs the reply */
@@ -60,6 +83,8 @@ struct tp_certrep {
 	const char *cipher;		/* default "AES-128-CBC" */
 	X509 *const *issued;
 	size_t n_issued;
+	X509_CRL *const *crls;		/* CRLs beside the certs (GetCRL reply) */
+	size_t n_crls;
 	int detached;			/* non-SUCCESS: no eContent at all */
 	X509 *signer2_cert;		/* a second SignerInfo (servers send one) */
 	EVP_PKEY *signer2_key;
