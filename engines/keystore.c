@@ -44,6 +44,21 @@ enum p11s_err ks_generate_key(struct ks *ks, const struct ks_keyspec *spec, EVP_
 	return ks->be->generate_key(ks, spec, out);
 }
 
+enum p11s_err ks_find_key_by_id(struct ks *ks, const struct ks_key_id *id, EVP_PKEY **out)
+{
+	return ks->be->find_key_by_id(ks, id, out);
+}
+
+enum p11s_err ks_current_id(struct ks *ks, struct ks_key_id *out)
+{
+	return ks->be->current_id(ks, out);
+}
+
+enum p11s_err ks_remove_key(struct ks *ks, const struct ks_key_id *id)
+{
+	return ks->be->remove_key(ks, id);
+}
+
 enum p11s_err ks_find_cert(struct ks *ks, X509 **out)
 {
 	return ks->be->find_cert(ks, out);

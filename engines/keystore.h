@@ -16,6 +16,16 @@ enum ks_keytype { KS_KEY_RSA = 1 };
 struct ks_keyspec {
 	enum ks_keytype type;
 	unsigned int bits;		/* 2048, 3072, 4096 */
+	int fresh_id;			/* ignore the URI's id=: a new random CKA_ID
+					 * (key rollover at renewal; same label) */
+};
+
+#define KS_ID_MAX 64
+
+/* A key's CKA_ID. */
+struct ks_key_id {
+	unsigned char id[KS_ID_MAX];
+	size_t len;
 };
 
 /*
@@ -48,15 +58,32 @@ struct ks_backend {
 	 * X509_REQ that holds one (X509_set_pubkey keeps a reference), before
 	 * closing: libp11 crashes on a token key used after unload. */
 	void (*close)(struct ks *ks);
-	/* The private key the URI names; P11S_E_NOTFOUND (no message) if none. */
+	/*
+	 * The private key the URI names; P11S_E_NOTFOUND (no message) if none.
+	 * When several match the URI's label (a renewal with a new key keeps the
+	 * old one until told to remove it), the URI's key is the one whose
+	 * certificate (same CKA_ID) has the latest notBefore; if none of them has
+	 * a certificate, P11S_E_USAGE asking for id=. The key found becomes the
+	 * handle's current key.
+	 */
 	enum p11s_err (*find_key)(struct ks *ks, EVP_PKEY **out);
+	/* The private key with this CKA_ID, whatever its label; it becomes the
+	 * current key. P11S_E_NOTFOUND (no message) if none. */
+	enum p11s_err (*find_key_by_id)(struct ks *ks, const struct ks_key_id *id,
+					EVP_PKEY **out);
+	/* The CKA_ID of the current key (the last found or generated). */
+	enum p11s_err (*current_id)(struct ks *ks, struct ks_key_id *out);
+	/* Remove the private key, the public key and the certificates with this
+	 * CKA_ID. Refuses the current key. Callers free EVP_PKEYs of it first. */
+	enum p11s_err (*remove_key)(struct ks *ks, const struct ks_key_id *id);
 	/* Generate a key pair in the token (sensitive, not extractable), with the
-	 * URI's object label and id (a fresh random id when the URI has none). */
+	 * URI's object label and id (a fresh random id when the URI has none or
+	 * spec->fresh_id is set). It becomes the current key. */
 	enum p11s_err (*generate_key)(struct ks *ks, const struct ks_keyspec *spec,
 				      EVP_PKEY **out);
-	/* The certificate beside the key (same CKA_ID); P11S_E_NOTFOUND if none. */
+	/* The certificate beside the current key (same CKA_ID); P11S_E_NOTFOUND if none. */
 	enum p11s_err (*find_cert)(struct ks *ks, X509 **out);
-	/* Store cert beside the key (its CKA_ID and label). An identical cert is
+	/* Store cert beside the current key (its CKA_ID and label). An identical cert is
 	 * not stored twice; an older cert with that ID is removed only after the
 	 * new one is stored. The cert must carry the key's public key. */
 	enum p11s_err (*store_cert)(struct ks *ks, X509 *cert);
@@ -71,6 +98,9 @@ enum p11s_err ks_open(const struct ks_params *p, struct ks **out);
 void ks_close(struct ks *ks);
 enum p11s_err ks_find_key(struct ks *ks, EVP_PKEY **out);
 enum p11s_err ks_generate_key(struct ks *ks, const struct ks_keyspec *spec, EVP_PKEY **out);
+enum p11s_err ks_find_key_by_id(struct ks *ks, const struct ks_key_id *id, EVP_PKEY **out);
+enum p11s_err ks_current_id(struct ks *ks, struct ks_key_id *out);
+enum p11s_err ks_remove_key(struct ks *ks, const struct ks_key_id *id);
 enum p11s_err ks_find_cert(struct ks *ks, X509 **out);
 enum p11s_err ks_store_cert(struct ks *ks, X509 *cert);
 enum p11s_err ks_store_ca_cert(struct ks *ks, X509 *cert);

@@ -7,6 +7,7 @@
  * - a read-write session must be open before login or key generation fails;
  * - libp11's key and cert arrays move when it re-enumerates: no PKCS11_KEY or
  *   PKCS11_CERT pointer is kept across a libp11 call;
+ * - libp11 0.4.12 goes on listing the keys and certs it removed;
  * - libp11 reports module errors on the OpenSSL queue with the CKR_* value as
  *   the reason, under a library number it picks at run time.
  */
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libp11.h>
 #include <openssl/err.h>
@@ -51,15 +53,15 @@ struct p11ks {
 	unsigned int nslots;
 	PKCS11_TOKEN *token;
 	char label[80];			/* the token's, printable, for messages */
-	/* The key find_key or generate_key chose: certs go beside it. */
+	/* The current key: the one last found or generated. Certs go beside
+	 * it and remove_key spares it. */
 	int have_key;
 	char *key_label;
 	unsigned char *key_id;
 	size_t key_id_len;
 	EVP_PKEY *key_pub;		/* a software copy of its public key */
-	/* libp11 0.4.12 keeps removed certs in its list: the X509s of those
-	 * we removed, compared by address and never dereferenced. */
-	const X509 **gone;
+	/* Objects we removed that libp11 0.4.12 still lists: see is_gone(). */
+	const void **gone;
 	size_t ngone;
 };
 
@@ -368,12 +370,117 @@ static void p11_close(struct ks *ks)
 	ctx_in_use = 0;
 }
 
-/* ------------------------------------------------------------ keys */
+/* ------------------------------------------------------------ removed objects */
+
+/*
+ * libp11 0.4.12 keeps the keys and certs we removed in its lists, with their
+ * dead handles. We remember each by an address libp11 never moves (a key's
+ * _private, a cert's X509), compared and never dereferenced.
+ */
+static int is_gone(const struct p11ks *k, const void *p)
+{
+	size_t i;
+
+	for (i = 0; p != NULL && i < k->ngone; i++) {
+		if (k->gone[i] == p)
+			return 1;
+	}
+	return 0;
+}
+
+static enum p11s_err mark_gone(struct p11ks *k, const void *p)
+{
+	const void **g;
+
+	g = realloc(k->gone, (k->ngone + 1) * sizeof(*g));
+	if (g == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory");
+	g[k->ngone++] = p;
+	k->gone = g;
+	return P11S_OK;
+}
+
+static int key_gone(const struct p11ks *k, const PKCS11_KEY *key)
+{
+	return is_gone(k, key->_private);
+}
+
+static int cert_gone(const struct p11ks *k, const PKCS11_CERT *c)
+{
+	return is_gone(k, c->x509);
+}
+
+/* ------------------------------------------------------------ certificate lookup */
 
 static int id_equal(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
 {
 	return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
 }
+
+static enum p11s_err list_certs(struct p11ks *k, PKCS11_CERT **certs, unsigned int *n)
+{
+	*certs = NULL;
+	*n = 0;
+	ERR_clear_error();
+	if (PKCS11_enumerate_certs(k->token, certs, n) != 0)
+		return token_fail(k, "listing the certificates");
+	return P11S_OK;
+}
+
+/* A cert libp11 lists, not removed by us, with this id. */
+static int cert_has_id(const struct p11ks *k, const PKCS11_CERT *c,
+		       const unsigned char *id, size_t id_len)
+{
+	return c->x509 != NULL && !cert_gone(k, c) && id_equal(id, id_len, c->id, c->id_len);
+}
+
+static int carries_key(X509 *x, const EVP_PKEY *pub)
+{
+	EVP_PKEY *xpub = X509_get0_pubkey(x);
+
+	return xpub != NULL && pub != NULL && EVP_PKEY_eq(xpub, pub) == 1;
+}
+
+/* Certs from the token are compared by validity: both dates must parse. */
+static int dates_ok(X509 *x)
+{
+	struct tm tm;
+
+	return ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) == 1 &&
+	       ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1;
+}
+
+/* >0 when a is newer than b: later notBefore, on a tie later notAfter. */
+static int cert_age_cmp(X509 *a, X509 *b)
+{
+	int r = ASN1_TIME_compare(X509_get0_notBefore(a), X509_get0_notBefore(b));
+
+	if (r == 0)
+		r = ASN1_TIME_compare(X509_get0_notAfter(a), X509_get0_notAfter(b));
+	return r;
+}
+
+/* The newest live cert with this id that carries pub; borrowed from
+ * libp11's list (valid until close), or NULL. */
+static X509 *newest_cert(const struct p11ks *k, PKCS11_CERT *certs, unsigned int n,
+			 const unsigned char *id, size_t id_len, const EVP_PKEY *pub)
+{
+	X509 *best = NULL;
+	unsigned int i;
+
+	if (id_len == 0)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (!cert_has_id(k, &certs[i], id, id_len) || !carries_key(certs[i].x509, pub) ||
+		    !dates_ok(certs[i].x509))
+			continue;
+		if (best == NULL || cert_age_cmp(certs[i].x509, best) > 0)
+			best = certs[i].x509;
+	}
+	return best;
+}
+
+/* ------------------------------------------------------------ keys */
 
 static int key_matches(const struct p11_uri *u, const PKCS11_KEY *key)
 {
@@ -394,22 +501,26 @@ static enum p11s_err list_keys(struct p11ks *k, PKCS11_KEY **keys, unsigned int 
 	return P11S_OK;
 }
 
-/* The one private key the URI names; P11S_E_NOTFOUND without a message. */
-static enum p11s_err match_key(struct p11ks *k, PKCS11_KEY **out)
+/*
+ * The one live private key with this id (and label, unless NULL), listed
+ * afresh; the pointer is good only until the next libp11 call.
+ * P11S_E_NOTFOUND without a message.
+ */
+static enum p11s_err lookup_id(struct p11ks *k, const char *label, const unsigned char *id,
+			       size_t id_len, PKCS11_KEY **out)
 {
 	PKCS11_KEY *keys;
 	unsigned int i, n, nmatch = 0;
 	enum p11s_err rc;
 
 	*out = NULL;
-	if (k->uri.object == NULL && k->uri.id == NULL)
-		return err_set(P11S_E_USAGE,
-			       "the key URI names no key: add object=LABEL and/or id=%%XX..");
 	rc = list_keys(k, &keys, &n);
 	if (rc != P11S_OK)
 		return rc;
 	for (i = 0; i < n; i++) {
-		if (!key_matches(&k->uri, &keys[i]))
+		if (key_gone(k, &keys[i]) || !id_equal(id, id_len, keys[i].id, keys[i].id_len))
+			continue;
+		if (label != NULL && (keys[i].label == NULL || strcmp(label, keys[i].label) != 0))
 			continue;
 		if (nmatch++ == 0)
 			*out = &keys[i];
@@ -418,12 +529,8 @@ static enum p11s_err match_key(struct p11ks *k, PKCS11_KEY **out)
 		return P11S_E_NOTFOUND;
 	if (nmatch > 1) {
 		*out = NULL;
-		if (k->uri.id == NULL)
-			return err_set(P11S_E_USAGE,
-				       "%u keys in token '%s' match the key URI: add id= to it",
-				       nmatch, token_label(k));
 		return err_set(P11S_E_USAGE,
-			       "%u keys in token '%s' share the id in the key URI: remove the extra ones",
+			       "%u private keys in token '%s' share one id: remove the extra ones",
 			       nmatch, token_label(k));
 	}
 	return P11S_OK;
@@ -448,7 +555,7 @@ static enum p11s_err copy_public(EVP_PKEY *pk, EVP_PKEY **out)
 	return P11S_OK;
 }
 
-/* Remembers key's label, id and public key; hands out its EVP_PKEY if out. */
+/* Makes key the current one (label, id, public key); hands out its EVP_PKEY if out. */
 static enum p11s_err take_key(struct p11ks *k, PKCS11_KEY *key, EVP_PKEY **out)
 {
 	EVP_PKEY *pk, *pub = NULL;
@@ -494,33 +601,252 @@ out:
 	return rc;
 }
 
-static enum p11s_err p11_find_key(struct ks *ks, EVP_PKEY **out)
+static enum p11s_err take_id(struct p11ks *k, const char *label, const unsigned char *id,
+			     size_t id_len, EVP_PKEY **out)
 {
-	struct p11ks *k = (struct p11ks *)ks;
 	PKCS11_KEY *key;
 	enum p11s_err rc;
 
-	*out = NULL;
-	rc = match_key(k, &key);
+	rc = lookup_id(k, label, id, id_len, &key);
 	if (rc != P11S_OK)
 		return rc;
 	return take_key(k, key, out);
+}
+
+/* ------------------------------------------------------------ choosing among keys */
+
+/* A key the URI matches (known by label and id: tokens may leave the id
+ * empty), and the newest certificate beside it (ours). */
+struct cand {
+	char *label;
+	unsigned char *id;
+	size_t id_len;
+	X509 *cert;
+};
+
+static void cands_free(struct cand *c, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; c != NULL && i < n; i++) {
+		free(c[i].label);
+		free(c[i].id);
+		X509_free(c[i].cert);
+	}
+	free(c);
+}
+
+/* The ids of the live private keys the URI matches: copies, since ranking
+ * them makes libp11 calls that may move its arrays. */
+static enum p11s_err uri_cands(struct p11ks *k, struct cand **out, unsigned int *nout)
+{
+	PKCS11_KEY *keys;
+	struct cand *c;
+	unsigned int i, n, m = 0;
+	enum p11s_err rc;
+
+	*out = NULL;
+	*nout = 0;
+	rc = list_keys(k, &keys, &n);
+	if (rc != P11S_OK || n == 0)
+		return rc;
+	c = calloc(n, sizeof(*c));
+	if (c == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory listing the keys");
+	for (i = 0; i < n; i++) {
+		if (key_gone(k, &keys[i]) || !key_matches(&k->uri, &keys[i]))
+			continue;
+		/* a key without a label is found again by id alone */
+		c[m].label = keys[i].label != NULL ? strdup(keys[i].label) : NULL;
+		c[m].id = malloc(keys[i].id_len > 0 ? keys[i].id_len : 1);
+		if ((keys[i].label != NULL && c[m].label == NULL) || c[m].id == NULL) {
+			cands_free(c, m + 1);
+			return err_set(P11S_E_NOMEM, "out of memory listing the keys");
+		}
+		if (keys[i].id_len > 0)
+			memcpy(c[m].id, keys[i].id, keys[i].id_len);
+		c[m++].id_len = keys[i].id_len;
+	}
+	*out = c;
+	*nout = m;
+	return P11S_OK;
+}
+
+/* The public key (a software copy) of a candidate. */
+static enum p11s_err cand_pub(struct p11ks *k, const struct cand *c, EVP_PKEY **out)
+{
+	PKCS11_KEY *key;
+	EVP_PKEY *pk;
+	enum p11s_err rc;
+
+	*out = NULL;
+	rc = lookup_id(k, c->label, c->id, c->id_len, &key);
+	if (rc == P11S_E_NOTFOUND)
+		return err_set(rc, "a private key of token '%s' vanished while it was read",
+			       token_label(k));
+	if (rc != P11S_OK)
+		return rc;
+	ERR_clear_error();
+	pk = PKCS11_get_private_key(key);
+	if (pk == NULL)
+		return token_fail(k, "loading the private key");
+	rc = copy_public(pk, out);
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+/* Finds each candidate's newest certificate. */
+static enum p11s_err find_cand_certs(struct p11ks *k, struct cand *c, unsigned int n)
+{
+	PKCS11_CERT *certs;
+	EVP_PKEY *pub;
+	X509 *x;
+	unsigned int i, ncerts;
+	enum p11s_err rc;
+
+	for (i = 0; i < n; i++) {
+		if (c[i].id_len == 0)
+			continue;
+		rc = cand_pub(k, &c[i], &pub);
+		if (rc != P11S_OK)
+			return rc;
+		rc = list_certs(k, &certs, &ncerts);
+		x = rc == P11S_OK ? newest_cert(k, certs, ncerts, c[i].id, c[i].id_len, pub) : NULL;
+		EVP_PKEY_free(pub);
+		if (rc != P11S_OK)
+			return rc;
+		if (x != NULL && X509_up_ref(x) == 1)
+			c[i].cert = x;
+	}
+	return P11S_OK;
+}
+
+/*
+ * Several keys carry the URI's label (a renewal with a new key keeps the old
+ * one): the one with the newest certificate is the URI's key. One without a
+ * certificate is not yet in use.
+ */
+static enum p11s_err rank_cands(struct p11ks *k, struct cand *c, unsigned int n,
+				unsigned int *best)
+{
+	unsigned int i, b = n;
+	int tie = 0, r;
+	enum p11s_err rc;
+
+	rc = find_cand_certs(k, c, n);
+	if (rc != P11S_OK)
+		return rc;
+	for (i = 0; i < n; i++) {
+		if (c[i].cert == NULL)
+			continue;
+		r = b == n ? 1 : cert_age_cmp(c[i].cert, c[b].cert);
+		if (r > 0) {
+			b = i;
+			tie = 0;
+		} else if (r == 0) {
+			tie = 1;
+		}
+	}
+	if (b == n)
+		return err_set(P11S_E_USAGE,
+			       "%u keys in token '%s' match the key URI and none has a certificate: add id= to it",
+			       n, token_label(k));
+	if (tie)
+		return err_set(P11S_E_USAGE,
+			       "%u keys in token '%s' match the key URI and two have equally new certificates: add id= to it",
+			       n, token_label(k));
+	*best = b;
+	return P11S_OK;
+}
+
+/* Picks the URI's key and makes it current; P11S_E_NOTFOUND without a message. */
+static enum p11s_err select_uri_key(struct p11ks *k, EVP_PKEY **out)
+{
+	struct cand *c = NULL;
+	unsigned int n = 0, best = 0;
+	enum p11s_err rc;
+
+	if (k->uri.object == NULL && k->uri.id == NULL)
+		return err_set(P11S_E_USAGE,
+			       "the key URI names no key: add object=LABEL and/or id=%%XX..");
+	rc = uri_cands(k, &c, &n);
+	if (rc != P11S_OK)
+		goto out;
+	if (n == 0) {
+		rc = P11S_E_NOTFOUND;
+		goto out;
+	}
+	if (n > 1 && k->uri.id != NULL) {
+		rc = err_set(P11S_E_USAGE,
+			     "%u keys in token '%s' share the id in the key URI: remove the extra ones",
+			     n, token_label(k));
+		goto out;
+	}
+	if (n > 1)
+		rc = rank_cands(k, c, n, &best);
+	if (rc == P11S_OK)
+		rc = take_id(k, c[best].label, c[best].id, c[best].id_len, out);
+out:
+	cands_free(c, n);
+	return rc;
+}
+
+static enum p11s_err p11_find_key(struct ks *ks, EVP_PKEY **out)
+{
+	*out = NULL;
+	return select_uri_key((struct p11ks *)ks, out);
 }
 
 /* The key certs go beside: the one found or generated, else the URI's.
  * P11S_E_NOTFOUND (no message) when the token has no such key. */
 static enum p11s_err need_key(struct p11ks *k)
 {
-	PKCS11_KEY *key;
-	enum p11s_err rc;
-
 	if (k->have_key)
 		return P11S_OK;
-	rc = match_key(k, &key);
+	return select_uri_key(k, NULL);
+}
+
+static enum p11s_err check_id_arg(const struct ks_key_id *id)
+{
+	if (id == NULL || id->len == 0 || id->len > KS_ID_MAX)
+		return err_set(P11S_E_INTERNAL, "no valid key id given");
+	return P11S_OK;
+}
+
+static enum p11s_err p11_find_key_by_id(struct ks *ks, const struct ks_key_id *id,
+					EVP_PKEY **out)
+{
+	enum p11s_err rc;
+
+	*out = NULL;
+	rc = check_id_arg(id);
 	if (rc != P11S_OK)
 		return rc;
-	return take_key(k, key, NULL);
+	return take_id((struct p11ks *)ks, NULL, id->id, id->len, out);
 }
+
+static enum p11s_err p11_current_id(struct ks *ks, struct ks_key_id *out)
+{
+	struct p11ks *k = (struct p11ks *)ks;
+	enum p11s_err rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = need_key(k);
+	if (rc == P11S_E_NOTFOUND)
+		return err_set(rc, "no private key in token '%s' matches the key URI: check object= and id=",
+			       token_label(k));
+	if (rc != P11S_OK)
+		return rc;
+	if (k->key_id_len == 0 || k->key_id_len > KS_ID_MAX)
+		return err_set(P11S_E_TOKEN,
+			       "key '%s' has %s CKA_ID: give it an id of 1 to %d bytes",
+			       k->key_label, k->key_id_len == 0 ? "no" : "too long a", KS_ID_MAX);
+	memcpy(out->id, k->key_id, k->key_id_len);
+	out->len = k->key_id_len;
+	return P11S_OK;
+}
+
+/* ------------------------------------------------------------ generation */
 
 static enum p11s_err check_keyspec(const struct ks_keyspec *spec)
 {
@@ -536,20 +862,17 @@ static enum p11s_err check_keyspec(const struct ks_keyspec *spec)
  * id make every later lookup ambiguous. */
 static enum p11s_err check_id_free(struct p11ks *k, const unsigned char *id, size_t id_len)
 {
-	PKCS11_KEY *keys;
-	unsigned int i, n;
+	PKCS11_KEY *key;
 	enum p11s_err rc;
 
-	rc = list_keys(k, &keys, &n);
-	if (rc != P11S_OK)
-		return rc;
-	for (i = 0; i < n; i++) {
-		if (id_equal(id, id_len, keys[i].id, keys[i].id_len))
-			return err_set(P11S_E_USAGE,
-				       "token '%s' already holds a key with the id in the key URI: pick another id=",
-				       token_label(k));
-	}
-	return P11S_OK;
+	rc = lookup_id(k, NULL, id, id_len, &key);
+	if (rc == P11S_E_NOTFOUND)
+		return P11S_OK;
+	if (rc == P11S_OK)
+		return err_set(P11S_E_USAGE,
+			       "token '%s' already holds a key with the id in the key URI: pick another id=",
+			       token_label(k));
+	return rc;
 }
 
 static enum p11s_err generate_rsa(struct p11ks *k, unsigned int bits,
@@ -570,27 +893,11 @@ static enum p11s_err generate_rsa(struct p11ks *k, unsigned int bits,
 	return P11S_OK;
 }
 
-/* After generation libp11's key array has moved: look the key up afresh. */
-static enum p11s_err find_by_id(struct p11ks *k, const unsigned char *id, size_t id_len,
-				EVP_PKEY **out)
-{
-	PKCS11_KEY *keys;
-	unsigned int i, n;
-	enum p11s_err rc;
-
-	rc = list_keys(k, &keys, &n);
-	if (rc != P11S_OK)
-		return rc;
-	for (i = 0; i < n; i++) {
-		if (id_equal(id, id_len, keys[i].id, keys[i].id_len))
-			return take_key(k, &keys[i], out);
-	}
-	return err_set(P11S_E_TOKEN, "token '%s' does not list the key it just generated",
-		       token_label(k));
-}
-
-/* libp11 reallocates its key array here: an EVP_PKEY from an earlier
- * find_key may point into the old one, so callers free theirs first. */
+/*
+ * libp11 moves its key array here, so no PKCS11_KEY is kept across it. The
+ * EVP_PKEYs handed out before stay usable (a renewal signs with the old key
+ * after generating the new one; test_rollover checks it under valgrind).
+ */
 static enum p11s_err p11_generate_key(struct ks *ks, const struct ks_keyspec *spec,
 				      EVP_PKEY **out)
 {
@@ -606,7 +913,7 @@ static enum p11s_err p11_generate_key(struct ks *ks, const struct ks_keyspec *sp
 		return rc;
 	if (k->uri.object == NULL)
 		return err_set(P11S_E_USAGE, "generating a key needs object=LABEL in the key URI");
-	if (id == NULL) {
+	if (id == NULL || spec->fresh_id) {
 		if (RAND_bytes(fresh, sizeof(fresh)) != 1)
 			return err_set_ssl(P11S_E_INTERNAL, "no random bytes for a key id");
 		id = fresh;
@@ -618,70 +925,129 @@ static enum p11s_err p11_generate_key(struct ks *ks, const struct ks_keyspec *sp
 	rc = generate_rsa(k, spec->bits, id, id_len);
 	if (rc != P11S_OK)
 		return rc;
-	return find_by_id(k, id, id_len, out);
+	rc = take_id(k, k->uri.object, id, id_len, out);
+	if (rc == P11S_E_NOTFOUND)
+		return err_set(P11S_E_TOKEN, "token '%s' does not list the key it just generated",
+			       token_label(k));
+	return rc;
 }
 
-/* ------------------------------------------------------------ certificates */
+/* ------------------------------------------------------------ removal */
 
-static int cert_gone(const struct p11ks *k, const PKCS11_CERT *c)
+/* Removes every live private (or public) key with this id; counts them. */
+static enum p11s_err remove_keys(struct p11ks *k, int public, const struct ks_key_id *id,
+				 unsigned int *count)
+{
+	PKCS11_KEY *keys;
+	unsigned int i, n;
+	const void *handle;
+	int r;
+
+	for (;;) {
+		/* libp11 may move its list on any call: enumerate afresh each time. */
+		ERR_clear_error();
+		r = public ? PKCS11_enumerate_public_keys(k->token, &keys, &n) :
+			     PKCS11_enumerate_keys(k->token, &keys, &n);
+		if (r != 0)
+			return token_fail(k, public ? "listing the public keys" :
+						      "listing the private keys");
+		for (i = 0; i < n; i++) {
+			if (!key_gone(k, &keys[i]) &&
+			    id_equal(id->id, id->len, keys[i].id, keys[i].id_len))
+				break;
+		}
+		if (i == n)
+			return P11S_OK;
+		handle = keys[i]._private;
+		ERR_clear_error();
+		if (PKCS11_remove_key(&keys[i]) != 0)
+			return token_fail(k, public ? "removing the old public key" :
+						      "removing the old private key");
+		if (mark_gone(k, handle) != P11S_OK)
+			return P11S_E_NOMEM;
+		(*count)++;
+	}
+}
+
+/* Removes every live cert with this id; counts them. */
+static enum p11s_err remove_certs(struct p11ks *k, const unsigned char *id, size_t id_len,
+				  X509 *keep, unsigned int *count)
+{
+	PKCS11_CERT *certs;
+	unsigned int i, n;
+	const void *handle;
+	enum p11s_err rc;
+
+	for (;;) {
+		rc = list_certs(k, &certs, &n);
+		if (rc != P11S_OK)
+			return rc;
+		for (i = 0; i < n; i++) {
+			if (cert_has_id(k, &certs[i], id, id_len) &&
+			    (keep == NULL || X509_cmp(certs[i].x509, keep) != 0))
+				break;
+		}
+		if (i == n)
+			return P11S_OK;
+		handle = certs[i].x509;
+		ERR_clear_error();
+		if (PKCS11_remove_certificate(&certs[i]) != 0)
+			return token_fail(k, keep != NULL ?
+					  "removing the older certificate (the new one is stored)" :
+					  "removing the old certificate");
+		if (mark_gone(k, handle) != P11S_OK)
+			return P11S_E_NOMEM;
+		(*count)++;
+	}
+}
+
+/* "0A1B..", shortened: for messages. */
+static void id_hex(char *buf, size_t n, const unsigned char *id, size_t len)
 {
 	size_t i;
 
-	for (i = 0; i < k->ngone; i++) {
-		if (k->gone[i] == c->x509)
-			return 1;
-	}
-	return 0;
+	buf[0] = '\0';
+	for (i = 0; i < len && 2 * i + 3 <= n; i++)
+		snprintf(buf + 2 * i, n - 2 * i, "%02X", id[i]);
 }
 
-static enum p11s_err mark_gone(struct p11ks *k, const X509 *x)
+/* Private key first: whatever a failure leaves behind is no usable key. */
+static enum p11s_err p11_remove_key(struct ks *ks, const struct ks_key_id *id)
 {
-	const X509 **g;
+	struct p11ks *k = (struct p11ks *)ks;
+	char hex[2 * KS_ID_MAX + 1];
+	unsigned int nkeys = 0, nother = 0;
+	enum p11s_err rc;
 
-	g = realloc(k->gone, (k->ngone + 1) * sizeof(*g));
-	if (g == NULL)
-		return err_set(P11S_E_NOMEM, "out of memory");
-	g[k->ngone++] = x;
-	k->gone = g;
+	rc = check_id_arg(id);
+	if (rc != P11S_OK)
+		return rc;
+	id_hex(hex, sizeof(hex), id->id, id->len);
+	if (k->have_key && id_equal(id->id, id->len, k->key_id, k->key_id_len))
+		return err_set(P11S_E_USAGE,
+			       "refusing to remove key '%s' (id %s) from token '%s': it is the key in use",
+			       k->key_label, hex, token_label(k));
+	rc = remove_keys(k, 0, id, &nkeys);
+	if (rc == P11S_OK)
+		rc = remove_keys(k, 1, id, &nother);
+	if (rc == P11S_OK)
+		rc = remove_certs(k, id->id, id->len, NULL, &nother);
+	if (rc != P11S_OK)
+		return rc;
+	if (nkeys + nother == 0)
+		return err_set(P11S_E_NOTFOUND, "token '%s' holds no key with id %s: nothing to remove",
+			       token_label(k), hex);
 	return P11S_OK;
 }
 
-static enum p11s_err list_certs(struct p11ks *k, PKCS11_CERT **certs, unsigned int *n)
-{
-	*certs = NULL;
-	*n = 0;
-	ERR_clear_error();
-	if (PKCS11_enumerate_certs(k->token, certs, n) != 0)
-		return token_fail(k, "listing the certificates");
-	return P11S_OK;
-}
-
-/* A cert libp11 lists, not removed by us, with the key's id. */
-static int beside_key(const struct p11ks *k, const PKCS11_CERT *c)
-{
-	return c->x509 != NULL && !cert_gone(k, c) &&
-	       id_equal(k->key_id, k->key_id_len, c->id, c->id_len);
-}
-
-static int carries_key(const struct p11ks *k, X509 *x)
-{
-	EVP_PKEY *pub = X509_get0_pubkey(x);
-
-	return pub != NULL && EVP_PKEY_eq(pub, k->key_pub) == 1;
-}
-
-/* Of several certs for the key, the newest (latest notBefore) wins. */
-static int newer(X509 *a, X509 *b)
-{
-	return ASN1_TIME_compare(X509_get0_notBefore(a), X509_get0_notBefore(b)) > 0;
-}
+/* ------------------------------------------------------------ certificates */
 
 static enum p11s_err p11_find_cert(struct ks *ks, X509 **out)
 {
 	struct p11ks *k = (struct p11ks *)ks;
 	PKCS11_CERT *certs;
-	X509 *best = NULL;
-	unsigned int i, n;
+	X509 *best;
+	unsigned int n;
 	enum p11s_err rc;
 
 	*out = NULL;
@@ -693,12 +1059,7 @@ static enum p11s_err p11_find_cert(struct ks *ks, X509 **out)
 	rc = list_certs(k, &certs, &n);
 	if (rc != P11S_OK)
 		return rc;
-	for (i = 0; i < n; i++) {
-		if (!beside_key(k, &certs[i]) || !carries_key(k, certs[i].x509))
-			continue;
-		if (best == NULL || newer(certs[i].x509, best))
-			best = certs[i].x509;
-	}
+	best = newest_cert(k, certs, n, k->key_id, k->key_id_len, k->key_pub);
 	if (best == NULL)
 		return P11S_E_NOTFOUND;
 	*out = X509_dup(best);
@@ -724,38 +1085,11 @@ static int find_same(const struct p11ks *k, PKCS11_CERT *certs, unsigned int n, 
 	return -1;
 }
 
-/* Removes every live cert beside the key other than keep. */
-static enum p11s_err remove_older(struct p11ks *k, X509 *keep)
-{
-	PKCS11_CERT *certs;
-	unsigned int i, n;
-	enum p11s_err rc;
-
-	for (;;) {
-		/* libp11 may move its list on any call: enumerate afresh each time. */
-		rc = list_certs(k, &certs, &n);
-		if (rc != P11S_OK)
-			return rc;
-		for (i = 0; i < n; i++) {
-			if (beside_key(k, &certs[i]) && X509_cmp(certs[i].x509, keep) != 0)
-				break;
-		}
-		if (i == n)
-			return P11S_OK;
-		ERR_clear_error();
-		if (PKCS11_remove_certificate(&certs[i]) != 0)
-			return token_fail(k, "removing the older certificate (the new one is stored)");
-		rc = mark_gone(k, certs[i].x509);
-		if (rc != P11S_OK)
-			return rc;
-	}
-}
-
 static enum p11s_err p11_store_cert(struct ks *ks, X509 *cert)
 {
 	struct p11ks *k = (struct p11ks *)ks;
 	PKCS11_CERT *certs;
-	unsigned int n;
+	unsigned int n, nold = 0;
 	enum p11s_err rc;
 
 	if (cert == NULL)
@@ -766,7 +1100,7 @@ static enum p11s_err p11_store_cert(struct ks *ks, X509 *cert)
 			       token_label(k));
 	if (rc != P11S_OK)
 		return rc;
-	if (!carries_key(k, cert))
+	if (!carries_key(cert, k->key_pub))
 		return err_set(P11S_E_INTERNAL,
 			       "refusing to store a certificate whose public key is not that of key '%s'",
 			       k->key_label);
@@ -786,7 +1120,7 @@ static enum p11s_err p11_store_cert(struct ks *ks, X509 *cert)
 	}
 	/* Only now that the new one is safe do the old ones go (also after an
 	 * earlier run that stored it but stopped before this step). */
-	return remove_older(k, cert);
+	return remove_certs(k, k->key_id, k->key_id_len, cert, &nold);
 }
 
 /* "CN" of the subject, else the whole subject on one line. */
@@ -852,6 +1186,9 @@ const struct ks_backend ks_pkcs11_backend = {
 	.open = p11_open,
 	.close = p11_close,
 	.find_key = p11_find_key,
+	.find_key_by_id = p11_find_key_by_id,
+	.current_id = p11_current_id,
+	.remove_key = p11_remove_key,
 	.generate_key = p11_generate_key,
 	.find_cert = p11_find_cert,
 	.store_cert = p11_store_cert,

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -45,6 +46,7 @@ struct env {
 };
 
 static X509 *make_cert(EVP_PKEY *subject_key, EVP_PKEY *sign_key, const char *cn, long serial);
+static EVP_PKEY *software_copy(EVP_PKEY *pk);
 
 /* ------------------------------------------------------------ processes */
 
@@ -476,6 +478,45 @@ static void test_cert_without_key(void **state)
 	EVP_PKEY_free(sw);
 }
 
+/* Keys made elsewhere may have no CKA_ID (tpm2-pkcs11 does that): the label
+ * still finds each, and current_id says what is missing. RSA: libp11 0.4.12
+ * takes an EC key's public point from the public key with the same CKA_ID,
+ * which for empty ids is any of them. */
+static void test_empty_ids(void **state)
+{
+	const char *gen[] = { "pkcs11-tool", "--module", MODULE, "--token-label", LABEL,
+			      "--login", "--pin", PIN, "--keypairgen", "--key-type",
+			      "rsa:1024", "--label", "e1", NULL };
+	struct ks_key_id id;
+	struct ks *ks;
+	EVP_PKEY *pk = NULL, *first;
+	X509 *got = NULL;
+
+	(void)state;
+	assert_int_equal(run(gen, NULL), 0);
+	gen[12] = "e2";
+	assert_int_equal(run(gen, NULL), 0);
+	ks = open_ok("pkcs11:token=" LABEL ";object=e1?" Q_MOD "&" Q_PIN);
+	assert_int_equal(ks_find_key(ks, &pk), P11S_OK);
+	assert_int_equal(EVP_PKEY_get_base_id(pk), EVP_PKEY_RSA);
+	/* a software copy: a token key must not outlive ks_close */
+	first = software_copy(pk);
+	EVP_PKEY_free(pk);
+	err_clear();
+	assert_int_equal(ks_current_id(ks, &id), P11S_E_TOKEN);
+	assert_msg_has("CKA_ID");
+	assert_int_equal(id.len, 0);
+	assert_int_equal(ks_find_cert(ks, &got), P11S_E_NOTFOUND);
+	ks_close(ks);
+	ks = open_ok("pkcs11:token=" LABEL ";object=e2?" Q_MOD "&" Q_PIN);
+	pk = NULL;
+	assert_int_equal(ks_find_key(ks, &pk), P11S_OK);
+	assert_int_not_equal(EVP_PKEY_eq(pk, first), 1);
+	EVP_PKEY_free(pk);
+	ks_close(ks);
+	EVP_PKEY_free(first);
+}
+
 /* ------------------------------------------------------------ key group */
 
 static int key_setup(void **state)
@@ -633,8 +674,10 @@ static void test_generate_existing_id(void **state)
 	ks_close(ks);
 }
 
-/* Self-signed cert for subject_key, signed by sign_key (token or software). */
-static X509 *make_cert(EVP_PKEY *subject_key, EVP_PKEY *sign_key, const char *cn, long serial)
+/* Self-signed cert for subject_key, signed by sign_key (token or software),
+ * valid from nb to na. */
+static X509 *make_cert_at(EVP_PKEY *subject_key, EVP_PKEY *sign_key, const char *cn,
+			  long serial, time_t nb, time_t na)
 {
 	X509 *x = X509_new();
 	X509_NAME *n = X509_NAME_new();
@@ -648,11 +691,19 @@ static X509 *make_cert(EVP_PKEY *subject_key, EVP_PKEY *sign_key, const char *cn
 	assert_int_equal(X509_set_subject_name(x, n), 1);
 	assert_int_equal(X509_set_issuer_name(x, n), 1);
 	X509_NAME_free(n);
-	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), serial * 60));
-	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
+	assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x), nb));
+	assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), na));
 	assert_int_equal(X509_set_pubkey(x, subject_key), 1);
 	assert_true(X509_sign(x, sign_key, EVP_sha256()) > 0);
 	return x;
+}
+
+/* Valid from serial minutes from now, for a day. */
+static X509 *make_cert(EVP_PKEY *subject_key, EVP_PKEY *sign_key, const char *cn, long serial)
+{
+	time_t now = time(NULL);
+
+	return make_cert_at(subject_key, sign_key, cn, serial, now + serial * 60, now + 86400);
 }
 
 static void assert_find_cert(struct ks *ks, X509 *want)
@@ -788,11 +839,12 @@ static void test_generate_random_id(void **state)
 	assert_int_equal(EVP_PKEY_get_bits(pk), 2048);
 	assert_int_not_equal(EVP_PKEY_eq(pk, e->pub), 1);
 	EVP_PKEY_free(pk);
-	/* two keys are now called k1: the label alone is ambiguous */
+	/* two keys are now called k1: the label alone names the one with a
+	 * certificate (test_store_cert stored one), not the new one */
 	err_clear();
-	assert_int_equal(ks_find_key(ks, &pk2), P11S_E_USAGE);
-	assert_null(pk2);
-	assert_msg_has("id=");
+	assert_int_equal(ks_find_key(ks, &pk2), P11S_OK);
+	assert_int_equal(EVP_PKEY_eq(pk2, e->pub), 1);
+	EVP_PKEY_free(pk2);
 	ks_close(ks);
 
 	l = list_objects(e, "privkey");
@@ -818,6 +870,348 @@ static void test_generate_random_id(void **state)
 	ks_close(ks);
 }
 
+/* ------------------------------------------------------------ rollover group */
+
+#define ROLL_URI	"pkcs11:token=" LABEL ";object=roll?" Q_MOD "&" Q_PIN
+
+/* Lower-case hex, as pkcs11-tool prints a CKA_ID. */
+static void id_to_hex(const struct ks_key_id *id, char *buf, size_t n)
+{
+	size_t i;
+
+	buf[0] = '\0';
+	for (i = 0; i < id->len && 2 * i + 3 <= n; i++)
+		snprintf(buf + 2 * i, n - 2 * i, "%02x", id->id[i]);
+}
+
+/* How many objects of type (privkey, pubkey, cert) the token holds with id. */
+static int count_objects(const struct env *e, const char *type, const struct ks_key_id *id)
+{
+	char hex[2 * KS_ID_MAX + 1];
+	char *l = list_objects(e, type);
+	int n;
+
+	id_to_hex(id, hex, sizeof(hex));
+	n = count_id(l, hex);
+	free(l);
+	return n;
+}
+
+static struct ks_key_id current(struct ks *ks)
+{
+	struct ks_key_id id;
+	enum p11s_err rc;
+
+	err_clear();
+	rc = ks_current_id(ks, &id);
+	if (rc != P11S_OK)
+		fail_msg("current_id: %s: %s", err_str(rc), err_msg());
+	return id;
+}
+
+static int same_id(const struct ks_key_id *a, const struct ks_key_id *b)
+{
+	return a->len == b->len && memcmp(a->id, b->id, a->len) == 0;
+}
+
+static EVP_PKEY *software_copy(EVP_PKEY *pk)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	EVP_PKEY *pub;
+	int len = i2d_PUBKEY(pk, &der);
+
+	assert_true(len > 0);
+	p = der;
+	pub = d2i_PUBKEY(NULL, &p, len);
+	OPENSSL_free(der);
+	assert_non_null(pub);
+	return pub;
+}
+
+static EVP_PKEY *generate(struct ks *ks, int fresh_id)
+{
+	struct ks_keyspec spec = { .type = KS_KEY_RSA, .bits = 2048, .fresh_id = fresh_id };
+	EVP_PKEY *pk = NULL;
+	enum p11s_err rc;
+
+	err_clear();
+	rc = ks_generate_key(ks, &spec, &pk);
+	if (rc != P11S_OK)
+		fail_msg("generate_key: %s: %s", err_str(rc), err_msg());
+	return pk;
+}
+
+/* find_key on a fresh open of uri: the key must be want's; the caller closes. */
+static struct ks *open_find(const char *uri, EVP_PKEY *want)
+{
+	struct ks *ks = open_ok(uri);
+	EVP_PKEY *pk = NULL;
+	enum p11s_err rc;
+
+	rc = ks_find_key(ks, &pk);
+	if (rc != P11S_OK)
+		fail_msg("find_key: %s: %s", err_str(rc), err_msg());
+	assert_int_equal(EVP_PKEY_eq(pk, want), 1);
+	EVP_PKEY_free(pk);
+	return ks;
+}
+
+static void select_id(struct ks *ks, const struct ks_key_id *id, EVP_PKEY *want)
+{
+	EVP_PKEY *pk = NULL;
+	struct ks_key_id cur;
+	enum p11s_err rc;
+
+	err_clear();
+	rc = ks_find_key_by_id(ks, id, &pk);
+	if (rc != P11S_OK)
+		fail_msg("find_key_by_id: %s: %s", err_str(rc), err_msg());
+	assert_int_equal(EVP_PKEY_eq(pk, want), 1);
+	EVP_PKEY_free(pk);
+	cur = current(ks);
+	assert_true(same_id(&cur, id));
+}
+
+static void assert_signs(EVP_PKEY *pk, EVP_PKEY *pub)
+{
+	static const unsigned char data[] = "RenewalReq signed by the old key";
+	unsigned char sig[512];
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	assert_non_null(md);
+	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, pk), 1);
+	assert_int_equal(EVP_DigestSign(md, sig, &siglen, data, sizeof(data)), 1);
+	EVP_MD_CTX_reset(md);
+	assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
+	assert_int_equal(EVP_DigestVerify(md, sig, siglen, data, sizeof(data)), 1);
+	EVP_MD_CTX_free(md);
+}
+
+struct roll {
+	EVP_PKEY *pub_a, *pub_b;	/* software copies */
+	struct ks_key_id id_a, id_b;
+	X509 *cert_a, *cert_b;
+	time_t t0;
+};
+
+static void roll_free(struct roll *r)
+{
+	EVP_PKEY_free(r->pub_a);
+	EVP_PKEY_free(r->pub_b);
+	X509_free(r->cert_a);
+	X509_free(r->cert_b);
+}
+
+/* Key A with a cert, then key B with the same label and a fresh id, as
+ * renew does: A still signs after B is generated. */
+static void roll_generate(const struct env *e, struct roll *r)
+{
+	struct ks *ks = open_ok(ROLL_URI);
+	EVP_PKEY *pk_a, *pk_b;
+	X509 *got = NULL;
+
+	pk_a = generate(ks, 0);
+	r->pub_a = software_copy(pk_a);
+	r->id_a = current(ks);
+	assert_int_equal(r->id_a.len, 16);
+	r->cert_a = make_cert_at(r->pub_a, pk_a, "A", 1, r->t0, r->t0 + 86400);
+	assert_int_equal(ks_store_cert(ks, r->cert_a), P11S_OK);
+
+	pk_b = generate(ks, 1);
+	r->pub_b = software_copy(pk_b);
+	assert_int_not_equal(EVP_PKEY_eq(r->pub_a, r->pub_b), 1);
+	r->id_b = current(ks);
+	assert_int_equal(r->id_b.len, 16);
+	assert_false(same_id(&r->id_a, &r->id_b));
+	/* libp11 moved its key array: the old key's EVP_PKEY must still work */
+	assert_signs(pk_a, r->pub_a);
+	assert_signs(pk_b, r->pub_b);
+	/* B is current and has no cert yet */
+	assert_int_equal(ks_find_cert(ks, &got), P11S_E_NOTFOUND);
+	assert_null(got);
+	EVP_PKEY_free(pk_a);
+	EVP_PKEY_free(pk_b);
+	ks_close(ks);
+	assert_int_equal(count_objects(e, "privkey", &r->id_a), 1);
+	assert_int_equal(count_objects(e, "privkey", &r->id_b), 1);
+}
+
+/* The label picks the key whose cert is newest; a key without one is never picked. */
+static void roll_pick(struct roll *r)
+{
+	struct ks *ks;
+	struct ks_key_id cur;
+	EVP_PKEY *pk = NULL;
+
+	ks = open_find(ROLL_URI, r->pub_a);
+	cur = current(ks);
+	assert_true(same_id(&cur, &r->id_a));
+	assert_find_cert(ks, r->cert_a);
+	ks_close(ks);
+
+	/* B gets a cert valid from a later time: now it is the URI's key */
+	ks = open_ok(ROLL_URI);
+	err_clear();
+	assert_int_equal(ks_find_key_by_id(ks, &r->id_b, &pk), P11S_OK);
+	r->cert_b = make_cert_at(r->pub_b, pk, "B", 2, r->t0 + 3600, r->t0 + 86400);
+	EVP_PKEY_free(pk);
+	assert_int_equal(ks_store_cert(ks, r->cert_b), P11S_OK);
+	assert_find_cert(ks, r->cert_b);
+	ks_close(ks);
+	ks = open_find(ROLL_URI, r->pub_b);
+	cur = current(ks);
+	assert_true(same_id(&cur, &r->id_b));
+	assert_find_cert(ks, r->cert_b);
+	ks_close(ks);
+}
+
+/* Equal notBefore: the later notAfter wins; both equal: ambiguous. */
+static void roll_ties(struct roll *r)
+{
+	EVP_PKEY *pk = NULL;
+	X509 *later, *same;
+	struct ks *ks;
+
+	ks = open_ok(ROLL_URI);
+	select_id(ks, &r->id_a, r->pub_a);
+	assert_int_equal(ks_find_key_by_id(ks, &r->id_a, &pk), P11S_OK);
+	later = make_cert_at(r->pub_a, pk, "A later", 3, r->t0 + 3600, r->t0 + 2 * 86400);
+	same = make_cert_at(r->pub_a, pk, "A same", 4, r->t0 + 3600, r->t0 + 86400);
+	EVP_PKEY_free(pk);
+	assert_int_equal(ks_store_cert(ks, later), P11S_OK);
+	ks_close(ks);
+	ks = open_find(ROLL_URI, r->pub_a);
+	/* the same dates as B's cert: the label no longer tells */
+	assert_int_equal(ks_store_cert(ks, same), P11S_OK);
+	ks_close(ks);
+	ks = open_ok(ROLL_URI);
+	err_clear();
+	assert_int_equal(ks_find_key(ks, &pk), P11S_E_USAGE);
+	assert_null(pk);
+	assert_msg_has("id=");
+	/* back to A's first cert, older than B's */
+	select_id(ks, &r->id_a, r->pub_a);
+	assert_int_equal(ks_store_cert(ks, r->cert_a), P11S_OK);
+	ks_close(ks);
+	ks = open_find(ROLL_URI, r->pub_b);
+	ks_close(ks);
+	X509_free(later);
+	X509_free(same);
+}
+
+/* A's private key, public key and certs go; B and its cert stay. */
+static void roll_remove(const struct env *e, struct roll *r)
+{
+	struct ks_key_id none = { .len = 0 };
+	struct ks *ks;
+	EVP_PKEY *pk = NULL;
+
+	ks = open_ok(ROLL_URI);
+	select_id(ks, &r->id_a, r->pub_a);
+	err_clear();
+	assert_int_equal(ks_remove_key(ks, &r->id_a), P11S_E_USAGE);
+	assert_msg_has("in use");
+	assert_int_equal(count_objects(e, "privkey", &r->id_a), 1);
+
+	select_id(ks, &r->id_b, r->pub_b);
+	err_clear();
+	assert_int_equal(ks_remove_key(ks, &r->id_a), P11S_OK);
+	/* in this session too, A is gone and B is unharmed */
+	assert_int_equal(ks_find_key_by_id(ks, &r->id_a, &pk), P11S_E_NOTFOUND);
+	assert_null(pk);
+	assert_string_equal(err_msg(), "");
+	assert_find_cert(ks, r->cert_b);
+	assert_int_equal(ks_find_key(ks, &pk), P11S_OK);
+	assert_int_equal(EVP_PKEY_eq(pk, r->pub_b), 1);
+	assert_signs(pk, r->pub_b);
+	EVP_PKEY_free(pk);
+	err_clear();
+	assert_int_equal(ks_remove_key(ks, &r->id_a), P11S_E_NOTFOUND);
+	assert_msg_has("nothing to remove");
+	err_clear();
+	assert_int_equal(ks_remove_key(ks, &none), P11S_E_INTERNAL);
+	ks_close(ks);
+
+	assert_int_equal(count_objects(e, "privkey", &r->id_a), 0);
+	assert_int_equal(count_objects(e, "pubkey", &r->id_a), 0);
+	assert_int_equal(count_objects(e, "cert", &r->id_a), 0);
+	assert_int_equal(count_objects(e, "privkey", &r->id_b), 1);
+	assert_int_equal(count_objects(e, "pubkey", &r->id_b), 1);
+	assert_int_equal(count_objects(e, "cert", &r->id_b), 1);
+
+	ks = open_find(ROLL_URI, r->pub_b);
+	assert_find_cert(ks, r->cert_b);
+	ks_close(ks);
+}
+
+static void test_rollover(void **state)
+{
+	struct roll r = { .t0 = time(NULL) };
+
+	roll_generate(*state, &r);
+	roll_pick(&r);
+	roll_ties(&r);
+	roll_remove(*state, &r);
+	roll_free(&r);
+}
+
+/* fresh_id ignores the URI's id=; two keys without certs are ambiguous. */
+static void test_fresh_id_with_uri_id(void **state)
+{
+	struct env *e = *state;
+	struct ks_keyspec spec = { .type = KS_KEY_RSA, .bits = 2048 };
+	struct ks_key_id cur, uri_id = { .id = { 0xaa, 0xbb }, .len = 2 };
+	EVP_PKEY *pk, *pub1, *pub2;
+	struct ks *ks;
+	char *l;
+
+	ks = open_ok("pkcs11:token=" LABEL ";object=m;id=%aa%bb?" Q_MOD "&" Q_PIN);
+	/* no key yet: current_id says so */
+	err_clear();
+	assert_int_equal(ks_current_id(ks, &cur), P11S_E_NOTFOUND);
+	assert_msg_has("no private key");
+	pk = generate(ks, 0);
+	pub1 = software_copy(pk);
+	EVP_PKEY_free(pk);
+	cur = current(ks);
+	assert_true(same_id(&cur, &uri_id));
+	pk = generate(ks, 1);
+	pub2 = software_copy(pk);
+	EVP_PKEY_free(pk);
+	cur = current(ks);
+	assert_int_equal(cur.len, 16);
+	assert_false(same_id(&cur, &uri_id));
+	/* without fresh_id the URI's id is still refused when taken */
+	pk = NULL;
+	err_clear();
+	assert_int_equal(ks_generate_key(ks, &spec, &pk), P11S_E_USAGE);
+	assert_null(pk);
+	ks_close(ks);
+
+	l = list_objects(e, "privkey");
+	assert_int_equal(count_str(l, "label:      m\n"), 2);
+	assert_int_equal(count_id(l, "aabb"), 1);
+	free(l);
+
+	/* neither has a certificate: the label alone cannot choose */
+	ks = open_ok("pkcs11:token=" LABEL ";object=m?" Q_MOD "&" Q_PIN);
+	pk = NULL;
+	assert_int_equal(ks_find_key(ks, &pk), P11S_E_USAGE);
+	assert_null(pk);
+	assert_msg_has("id=");
+	assert_msg_has("none has a certificate");
+	ks_close(ks);
+	ks = open_find("pkcs11:token=" LABEL ";object=m;id=%aa%bb?" Q_MOD "&" Q_PIN, pub1);
+	ks_close(ks);
+	ks = open_find("pkcs11:token=" LABEL ";object=m;id=%aa%bb?" Q_MOD "&" Q_PIN, pub1);
+	select_id(ks, &cur, pub2);
+	ks_close(ks);
+	EVP_PKEY_free(pub1);
+	EVP_PKEY_free(pub2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest token_tests[] = {
@@ -831,6 +1225,7 @@ int main(void)
 		cmocka_unit_test_setup(test_bad_module, per_test_token),
 		cmocka_unit_test_setup(test_usage_errors, per_test_token),
 		cmocka_unit_test_setup(test_cert_without_key, per_test_token),
+		cmocka_unit_test_setup(test_empty_ids, per_test_token),
 	};
 	const struct CMUnitTest key_tests[] = {
 		cmocka_unit_test(test_find_after_reopen),
@@ -842,9 +1237,14 @@ int main(void)
 		cmocka_unit_test(test_store_ca_cert),
 		cmocka_unit_test(test_generate_random_id),
 	};
+	const struct CMUnitTest rollover_tests[] = {
+		cmocka_unit_test_setup(test_rollover, per_test_token),
+		cmocka_unit_test_setup(test_fresh_id_with_uri_id, per_test_token),
+	};
 	int failed;
 
 	failed = cmocka_run_group_tests_name("token", token_tests, env_setup, env_teardown);
 	failed += cmocka_run_group_tests_name("key", key_tests, key_setup, env_teardown);
+	failed += cmocka_run_group_tests_name("rollover", rollover_tests, env_setup, env_teardown);
 	return failed;
 }
