@@ -1,10 +1,12 @@
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "certinfo.h"
@@ -52,4 +54,29 @@ void certinfo_serial(X509 *cert, char *buf, size_t buflen)
 	snprintf(buf, buflen, "%s", hex ? hex : "?");
 	OPENSSL_free(hex);
 	BN_free(bn);
+}
+
+void certinfo_print(X509 *cert, const char *role)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char buf[512];
+
+	if (role != NULL)
+		printf("role: %s\n", role);
+	certinfo_name(X509_get_subject_name(cert), buf, sizeof(buf));
+	printf("subject: %s\n", buf);
+	certinfo_name(X509_get_issuer_name(cert), buf, sizeof(buf));
+	printf("issuer: %s\n", buf);
+	certinfo_serial(cert, buf, sizeof(buf));
+	printf("serial: %s\n", buf);
+	certinfo_time(X509_get0_notBefore(cert), buf, sizeof(buf));
+	printf("not-before: %s\n", buf);
+	certinfo_time(X509_get0_notAfter(cert), buf, sizeof(buf));
+	printf("not-after: %s\n", buf);
+	if (X509_digest(cert, EVP_sha256(), md, &mdlen)) {
+		printf("sha256: ");
+		for (i = 0; i < mdlen; i++)
+			printf("%02X%s", md[i], i + 1 < mdlen ? ":" : "\n");
+	}
 }

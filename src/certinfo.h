@@ -12,4 +12,8 @@ void certinfo_time(const ASN1_TIME *t, char *buf, size_t buflen);
 /* Serial as upper-case hex, no separators. */
 void certinfo_serial(X509 *cert, char *buf, size_t buflen);
 
+/* A block of "role:", "subject:", "issuer:", "serial:", "not-before:",
+ * "not-after:", "sha256:" lines on stdout; no role line when role is NULL. */
+void certinfo_print(X509 *cert, const char *role);
+
 #endif

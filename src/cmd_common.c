@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "output.h"
 #include "secret.h"
 
 void cmd_http_opts(const struct opts *o, struct http_opts *h)
@@ -45,5 +46,16 @@ enum p11s_err cmd_challenge(const struct opts *o, char *buf, size_t buflen)
 		buf[0] = '\0';
 		return P11S_OK;
 	}
+	return rc;
+}
+
+enum p11s_err cmd_check_outputs(const struct opts *o)
+{
+	enum p11s_err rc = P11S_OK;
+
+	if (o->cert_out != NULL)
+		rc = out_check_writable(o->cert_out);
+	if (rc == P11S_OK && o->chain_out != NULL)
+		rc = out_check_writable(o->chain_out);
 	return rc;
 }

@@ -9,37 +9,17 @@
 #include "scep_ca.h"
 #include "scep_client.h"
 
-static void print_cert(X509 *cert, enum ca_role role)
-{
-	unsigned char fp[32];
-	char buf[512], fphex[100];
-
-	printf("role: %s\n", scep_ca_role_name(role));
-	certinfo_name(X509_get_subject_name(cert), buf, sizeof(buf));
-	printf("subject: %s\n", buf);
-	certinfo_name(X509_get_issuer_name(cert), buf, sizeof(buf));
-	printf("issuer: %s\n", buf);
-	certinfo_time(X509_get0_notBefore(cert), buf, sizeof(buf));
-	printf("not-before: %s\n", buf);
-	certinfo_time(X509_get0_notAfter(cert), buf, sizeof(buf));
-	printf("not-after: %s\n", buf);
-	if (fingerprint_sha256(cert, fp) == P11S_OK) {
-		fingerprint_format(fp, fphex, sizeof(fphex));
-		printf("sha256: %s\n", fphex);
-	}
-}
-
-/* DIR/ROLE.pem, or DIR/ROLE-N.pem for the Nth cert of one role. */
-static enum p11s_err write_role_file(const char *dir, X509 *cert, enum ca_role role,
-				     unsigned int nth)
+enum p11s_err cmd_write_role_file(const char *dir, const char *prefix, X509 *cert,
+				  enum ca_role role, unsigned int nth)
 {
 	char path[4096];
 	int n;
 
 	if (nth <= 1)
-		n = snprintf(path, sizeof(path), "%s/%s.pem", dir, scep_ca_role_name(role));
+		n = snprintf(path, sizeof(path), "%s/%s%s.pem", dir, prefix, scep_ca_role_name(role));
 	else
-		n = snprintf(path, sizeof(path), "%s/%s-%u.pem", dir, scep_ca_role_name(role), nth);
+		n = snprintf(path, sizeof(path), "%s/%s%s-%u.pem", dir, prefix,
+			     scep_ca_role_name(role), nth);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return err_set(P11S_E_USAGE, "--out-dir path is too long");
 	return out_write_pem_certs(path, &cert, 1);
@@ -73,7 +53,7 @@ enum p11s_err cmd_getca(const struct opts *o)
 
 		if (i > 0)
 			printf("\n");
-		print_cert(cert, scep_ca_role(cert));
+		certinfo_print(cert, scep_ca_role_name(scep_ca_role(cert)));
 	}
 	fflush(stdout);
 	if (o->ca_fingerprint != NULL) {
@@ -87,7 +67,7 @@ enum p11s_err cmd_getca(const struct opts *o)
 		X509 *cert = sk_X509_value(certs, i);
 		enum ca_role role = scep_ca_role(cert);
 
-		rc = write_role_file(o->out_dir, cert, role, ++seen[role]);
+		rc = cmd_write_role_file(o->out_dir, "", cert, role, ++seen[role]);
 		if (rc != P11S_OK)
 			goto out;
 	}

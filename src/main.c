@@ -41,6 +41,11 @@ static enum p11s_err run(const struct opts *o)
 	case CMD_GETCAPS:	return cmd_getcaps(o);
 	case CMD_GETCA:		return cmd_getca(o);
 	case CMD_ENROLL:	return cmd_enroll(o);
+	case CMD_POLL:		return cmd_poll(o);
+	case CMD_RENEW:		return cmd_renew(o);
+	case CMD_GETNEXTCA:	return cmd_getnextca(o);
+	case CMD_GETCERT:	return cmd_getcert(o);
+	case CMD_GETCRL:	return cmd_getcrl(o);
 	case CMD_NONE:		break;
 	}
 	return err_set(P11S_E_INTERNAL, "no command");

@@ -12,7 +12,13 @@
 #define C_CAPS	(1u << CMD_GETCAPS)
 #define C_CA	(1u << CMD_GETCA)
 #define C_ENR	(1u << CMD_ENROLL)
-#define C_NET	(C_CAPS | C_CA | C_ENR)
+#define C_POLL	(1u << CMD_POLL)
+#define C_REN	(1u << CMD_RENEW)
+#define C_NEXT	(1u << CMD_GETNEXTCA)
+#define C_GCRT	(1u << CMD_GETCERT)
+#define C_GCRL	(1u << CMD_GETCRL)
+#define C_SIGNED (C_GCRT | C_GCRL)
+#define C_NET	(C_CAPS | C_CA | C_ENR | C_POLL | C_REN | C_NEXT | C_SIGNED)
 #define C_ALL	(C_NET)
 
 enum opt_key {
@@ -36,6 +42,17 @@ enum opt_key {
 	OPT_TIMEOUT,
 	OPT_CACERT,
 	OPT_INSECURE_TLS,
+	OPT_STATE_DIR,
+	OPT_POLL_INTERVAL,
+	OPT_MAX_POLL_TIME,
+	OPT_NEW_REQUEST,
+	OPT_CERT_IN,
+	OPT_REUSE_KEY,
+	OPT_REMOVE_OLD,
+	OPT_RENEWAL_MODE,
+	OPT_SERIAL,
+	OPT_CRL_OUT,
+	OPT_STRICT,
 };
 
 struct opt_def {
@@ -48,36 +65,59 @@ struct opt_def {
 };
 
 static const struct opt_def opt_table[] = {
-	{ "url", OPT_URL, "URL", C_NET, C_NET,
+	{ "url", OPT_URL, "URL", C_NET, C_NET & ~C_POLL,
 	  "SCEP server URL, with port and CGI path (http://host:8080/scep)" },
-	{ "key", OPT_KEY, "URI", C_ENR, C_ENR,
+	{ "key", OPT_KEY, "URI", C_ENR | C_POLL | C_REN | C_SIGNED, C_ENR | C_POLL | C_REN | C_SIGNED,
 	  "PKCS#11 URI of the key (pkcs11:token=T;object=L?module-path=...)" },
-	{ "subject", OPT_SUBJECT, "DN", C_ENR, C_ENR,
+	{ "subject", OPT_SUBJECT, "DN", C_ENR | C_REN, C_ENR,
 	  "subject of the request (CN=host,O=Org or /CN=host/O=Org)" },
-	{ "ca-fingerprint", OPT_CA_FP, "HEX", C_CA | C_ENR, C_ENR,
+	{ "ca-fingerprint", OPT_CA_FP, "HEX", C_CA | C_ENR | C_POLL | C_REN | C_NEXT | C_SIGNED,
+	  C_ENR | C_REN | C_NEXT | C_SIGNED,
 	  "SHA-256 fingerprint of the CA certificate to trust" },
-	{ "challenge-file", OPT_CHALLENGE_FILE, "FILE", C_ENR, 0,
+	{ "challenge-file", OPT_CHALLENGE_FILE, "FILE", C_ENR | C_REN, 0,
 	  "read the challenge password from FILE (or set P11SCEP_CHALLENGE)" },
-	{ "dns", OPT_DNS, "NAME", C_ENR, 0,
+	{ "dns", OPT_DNS, "NAME", C_ENR | C_REN, 0,
 	  "subjectAltName DNS name (repeatable)" },
-	{ "ip", OPT_IP, "ADDR", C_ENR, 0,
+	{ "ip", OPT_IP, "ADDR", C_ENR | C_REN, 0,
 	  "subjectAltName IP address (repeatable)" },
-	{ "key-type", OPT_KEY_TYPE, "TYPE", C_ENR, 0,
+	{ "key-type", OPT_KEY_TYPE, "TYPE", C_ENR | C_REN, 0,
 	  "key to generate when none exists: rsa:2048 (default), rsa:3072, rsa:4096" },
-	{ "cipher", OPT_CIPHER, "ALG", C_ENR, 0,
+	{ "cipher", OPT_CIPHER, "ALG", C_ENR | C_REN | C_SIGNED, 0,
 	  "request encryption: aes, aes256, des3 (default: strongest the server offers)" },
-	{ "digest", OPT_DIGEST, "ALG", C_ENR, 0,
+	{ "digest", OPT_DIGEST, "ALG", C_ENR | C_REN | C_SIGNED, 0,
 	  "request signature digest: sha256, sha512, sha1 (default: strongest offered)" },
-	{ "cert-out", OPT_CERT_OUT, "FILE", C_ENR, 0,
+	{ "cert-out", OPT_CERT_OUT, "FILE", C_ENR | C_POLL | C_REN | C_GCRT, 0,
 	  "write the issued certificate (PEM) to FILE" },
-	{ "chain-out", OPT_CHAIN_OUT, "FILE", C_ENR, 0,
+	{ "chain-out", OPT_CHAIN_OUT, "FILE", C_ENR | C_POLL | C_REN, 0,
 	  "write the CA chain (PEM) to FILE" },
-	{ "import-chain", OPT_IMPORT_CHAIN, NULL, C_ENR, 0,
+	{ "import-chain", OPT_IMPORT_CHAIN, NULL, C_ENR | C_POLL | C_REN, 0,
 	  "also store the CA certificates in the token" },
-	{ "module", OPT_MODULE, "PATH", C_ENR, 0,
+	{ "module", OPT_MODULE, "PATH", C_ENR | C_POLL | C_REN | C_SIGNED, 0,
 	  "PKCS#11 module (default: the URI's module-path, else p11-kit's proxy)" },
-	{ "out-dir", OPT_OUT_DIR, "DIR", C_CA, 0,
+	{ "poll-interval", OPT_POLL_INTERVAL, "SECONDS", C_ENR | C_POLL | C_REN, 0,
+	  "while the CA holds the request, ask again every SECONDS (default 60)" },
+	{ "max-poll-time", OPT_MAX_POLL_TIME, "SECONDS", C_ENR | C_POLL | C_REN, 0,
+	  "stop polling after SECONDS, keeping the request (default 28800); 0: do not poll" },
+	{ "state-dir", OPT_STATE_DIR, "DIR", C_ENR | C_POLL | C_REN, 0,
+	  "where pending requests are kept (default $XDG_STATE_HOME/p11scep)" },
+	{ "new-request", OPT_NEW_REQUEST, NULL, C_ENR, 0,
+	  "forget a pending request for this key and send a new one" },
+	{ "cert", OPT_CERT_IN, "FILE", C_REN | C_SIGNED, 0,
+	  "our current certificate (default: the one beside the key in the token)" },
+	{ "serial", OPT_SERIAL, "HEX", C_GCRT, C_GCRT,
+	  "serial number of the certificate to fetch" },
+	{ "crl-out", OPT_CRL_OUT, "FILE", C_GCRL, 0,
+	  "write the CRL (PEM) to FILE" },
+	{ "reuse-key", OPT_REUSE_KEY, NULL, C_REN, 0,
+	  "renew for the same key instead of a new key generated in the token" },
+	{ "remove-old", OPT_REMOVE_OLD, NULL, C_REN, 0,
+	  "after the new certificate is stored, remove the old key and its certificate" },
+	{ "renewal-mode", OPT_RENEWAL_MODE, "MODE", C_REN, 0,
+	  "renewalreq (default) or pkcsreq, for servers without RenewalReq" },
+	{ "out-dir", OPT_OUT_DIR, "DIR", C_CA | C_NEXT, 0,
 	  "write the CA and RA certificates (PEM) into DIR" },
+	{ "strict", OPT_STRICT, NULL, C_ENR | C_REN | C_POLL | C_SIGNED | C_NEXT, 0,
+	  "refuse servers without SCEPStandard, AES and SHA-2, and legacy-encrypted replies" },
 	{ "timeout", OPT_TIMEOUT, "SECONDS", C_NET, 0,
 	  "give up on an HTTP exchange after SECONDS (default 60)" },
 	{ "cacert", OPT_CACERT, "FILE", C_NET, 0,
@@ -99,6 +139,11 @@ static const struct {
 	{ CMD_GETCAPS, "getcaps", "print the server's capabilities (GetCACaps)" },
 	{ CMD_GETCA, "getca", "fetch and show the CA and RA certificates (GetCACert)" },
 	{ CMD_ENROLL, "enroll", "enroll a token-held key (PKCSReq) and store the certificate" },
+	{ CMD_RENEW, "renew", "renew a certificate (RenewalReq), by default for a new token key" },
+	{ CMD_GETNEXTCA, "getnextca", "fetch the next CA certificates for a rollover (GetNextCACert)" },
+	{ CMD_GETCERT, "getcert", "fetch an issued certificate by serial (GetCert)" },
+	{ CMD_GETCRL, "getcrl", "fetch the CRL covering our certificate (GetCRL)" },
+	{ CMD_POLL, "poll", "resume a pending enrollment (CertPoll) until the CA decides" },
 };
 
 #define N_CMDS (sizeof(commands) / sizeof(commands[0]))
@@ -221,6 +266,24 @@ static enum p11s_err apply(struct opts *o, int key, const char *arg)
 	case OPT_DNS:		return add_san("dns", arg, o->dns, &o->n_dns);
 	case OPT_IP:		return add_san("ip", arg, o->ip, &o->n_ip);
 	case OPT_TIMEOUT:	return parse_long("timeout", arg, 1, 86400, &o->timeout_s);
+	case OPT_STATE_DIR:	o->state_dir = arg; break;
+	case OPT_NEW_REQUEST:	o->new_request = 1; break;
+	case OPT_CERT_IN:	o->cert_in = arg; break;
+	case OPT_SERIAL:	o->serial = arg; break;
+	case OPT_STRICT:	o->strict = 1; break;
+	case OPT_CRL_OUT:	o->crl_out = arg; break;
+	case OPT_REUSE_KEY:	o->reuse_key = 1; break;
+	case OPT_REMOVE_OLD:	o->remove_old = 1; break;
+	case OPT_RENEWAL_MODE:
+		if (strcmp(arg, "pkcsreq") == 0)
+			o->renewal_pkcsreq = 1;
+		else if (strcmp(arg, "renewalreq") != 0)
+			return err_set(P11S_E_USAGE, "--renewal-mode %s: expected renewalreq or pkcsreq", arg);
+		break;
+	case OPT_POLL_INTERVAL:
+		return parse_long("poll-interval", arg, 1, 86400, &o->poll_interval_s);
+	case OPT_MAX_POLL_TIME:
+		return parse_long("max-poll-time", arg, 0, 30L * 86400, &o->max_poll_time_s);
 	default:		return err_set(P11S_E_INTERNAL, "unhandled option %d", key);
 	}
 	return P11S_OK;
@@ -293,6 +356,8 @@ enum p11s_err opts_parse(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->keyspec.type = KS_KEY_RSA;
 	o->keyspec.bits = 2048;
+	o->poll_interval_s = 60;
+	o->max_poll_time_s = 8 * 3600;
 	if (argc < 2)
 		return err_set(P11S_E_USAGE, "no command given: see 'p11scep --help'");
 	rc = parse_command(argv[1], o);
@@ -354,6 +419,7 @@ enum p11s_err opts_parse(int argc, char **argv, struct opts *o)
 		case OPT_KEY:		v = o->key_uri; break;
 		case OPT_SUBJECT:	v = o->subject; break;
 		case OPT_CA_FP:		v = o->ca_fingerprint; break;
+		case OPT_SERIAL:	v = o->serial; break;
 		default:		break;
 		}
 		if (v == NULL)

@@ -9,7 +9,8 @@
 #include "err.h"
 #include "keystore.h"
 
-enum command { CMD_NONE = 0, CMD_GETCAPS, CMD_GETCA, CMD_ENROLL };
+enum command { CMD_NONE = 0, CMD_GETCAPS, CMD_GETCA, CMD_ENROLL, CMD_POLL, CMD_RENEW,
+	       CMD_GETNEXTCA, CMD_GETCERT, CMD_GETCRL };
 
 #define OPTS_MAX_SANS 32
 
@@ -21,7 +22,10 @@ struct opts {
 	const char *subject;
 	const char *ca_fingerprint;
 	const char *challenge_file;
+	const char *cert_in;	/* renew: the current certificate */
 	const char *cert_out;
+	const char *crl_out;
+	const char *serial;
 	const char *chain_out;
 	const char *out_dir;
 	const char *cacert;
@@ -32,7 +36,15 @@ struct opts {
 	size_t n_dns;
 	const char *ip[OPTS_MAX_SANS];
 	size_t n_ip;
+	const char *state_dir;
 	long timeout_s;
+	long poll_interval_s;	/* default 60 */
+	long max_poll_time_s;	/* default 8 h */
+	int new_request;
+	int strict;
+	int reuse_key;
+	int remove_old;
+	int renewal_pkcsreq;
 	int import_chain;
 	int insecure_tls;
 	int verbose;

@@ -67,6 +67,27 @@ out:
 	return rc;
 }
 
+enum p11s_err scep_get_next_ca(struct http *h, const char *url, const struct scep_ca_set *set,
+			       STACK_OF(X509) **out)
+{
+	struct http_resp resp = { 0 };
+	enum p11s_err rc;
+	char *u;
+
+	*out = NULL;
+	u = op_url(url, "GetNextCACert", "&message=CA");
+	if (u == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory");
+	rc = http_get(h, u, &resp);
+	if (rc != P11S_OK)
+		goto out;
+	rc = scep_nextca_parse(resp.body, resp.len, resp.content_type, set, out);
+out:
+	http_resp_free(&resp);
+	free(u);
+	return rc;
+}
+
 static char *b64_escaped(const unsigned char *msg, size_t len)
 {
 	size_t b64_len = 4 * ((len + 2) / 3) + 1;

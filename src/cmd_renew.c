@@ -1,0 +1,168 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include <openssl/x509v3.h>
+
+#include "certinfo.h"
+#include "cmds.h"
+#include "enroll.h"
+#include "log.h"
+#include "output.h"
+#include "txn_state.h"
+
+/* The names a renewal keeps when the user gives none: the current cert's SANs. */
+struct san_copy {
+	char *dns[OPTS_MAX_SANS];
+	size_t n_dns;
+	char ip_buf[OPTS_MAX_SANS][INET6_ADDRSTRLEN];
+	const char *ip[OPTS_MAX_SANS];
+	size_t n_ip;
+};
+
+static void san_copy_free(struct san_copy *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_dns; i++)
+		OPENSSL_free(c->dns[i]);
+}
+
+static void san_copy_from(struct san_copy *c, X509 *cert)
+{
+	GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	int i;
+
+	for (i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+		const ASN1_OCTET_STRING *ip;
+
+		if (gn->type == GEN_DNS && c->n_dns < OPTS_MAX_SANS) {
+			c->dns[c->n_dns] = OPENSSL_strndup((const char *)ASN1_STRING_get0_data(gn->d.dNSName),
+							   (size_t)ASN1_STRING_length(gn->d.dNSName));
+			if (c->dns[c->n_dns] != NULL)
+				c->n_dns++;
+		} else if (gn->type == GEN_IPADD && c->n_ip < OPTS_MAX_SANS) {
+			ip = gn->d.iPAddress;
+			if ((ip->length == 4 && inet_ntop(AF_INET, ip->data, c->ip_buf[c->n_ip],
+							  INET6_ADDRSTRLEN)) ||
+			    (ip->length == 16 && inet_ntop(AF_INET6, ip->data, c->ip_buf[c->n_ip],
+							   INET6_ADDRSTRLEN))) {
+				c->ip[c->n_ip] = c->ip_buf[c->n_ip];
+				c->n_ip++;
+			}
+		}
+	}
+	GENERAL_NAMES_free(names);
+}
+
+/* Renewal with a new key: generated beside the old one (same label, new ID). */
+static enum p11s_err roll_key(struct enroll *e)
+{
+	struct ks_keyspec spec = e->o->keyspec;
+	enum p11s_err rc;
+
+	rc = ks_current_id(e->ks, &e->old_id);
+	if (rc != P11S_OK)
+		return rc;
+	spec.fresh_id = 1;
+	e->signer_key = e->key;
+	e->key = NULL;
+	rc = ks_generate_key(e->ks, &spec, &e->key);
+	if (rc != P11S_OK)
+		return rc;
+	e->rollover = 1;
+	e->remove_old = e->o->remove_old;
+	log_v("generated the new RSA-%u key in the token", spec.bits);
+	return ks_current_id(e->ks, &e->new_id);
+}
+
+static enum p11s_err check_mode(struct enroll *e, const struct scep_caps *caps)
+{
+	if (e->o->renewal_pkcsreq) {
+		e->msgtype = MSG_PKCSREQ;
+		return P11S_OK;
+	}
+	e->msgtype = MSG_RENEWALREQ;
+	if (!(caps->bits & CAP_RENEWAL))
+		return err_set(P11S_E_USAGE, "the server does not advertise Renewal: use "
+			       "--renewal-mode pkcsreq to renew with a PKCSReq signed by the current cert");
+	return P11S_OK;
+}
+
+enum p11s_err cmd_renew(const struct opts *o)
+{
+	struct enroll e = {
+		.o = o,
+		.url = o->url,
+		.ca_fingerprint = o->ca_fingerprint,
+		.cert_out = o->cert_out,
+		.chain_out = o->chain_out,
+		.import_chain = o->import_chain,
+	};
+	struct opts csr_opts = *o;
+	struct san_copy sans = { 0 };
+	struct txn_state st;
+	char subject[1024];
+	enum p11s_err rc;
+
+	rc = cmd_check_outputs(o);
+	if (rc == P11S_OK)
+		rc = cmd_challenge(o, e.challenge, sizeof(e.challenge));
+	if (rc == P11S_OK)
+		rc = enroll_discover(&e);
+	if (rc == P11S_OK)
+		rc = check_mode(&e, &e.caps);
+	if (rc == P11S_OK)
+		rc = enroll_open_key(&e, 0);
+	if (rc == P11S_OK)
+		rc = enroll_state_locate(&e);
+	if (rc == P11S_OK) {
+		rc = txn_state_load(e.state_path, &st);
+		if (rc == P11S_OK) {
+			rc = err_set(P11S_E_USAGE, "a request for this key is pending at the CA "
+				     "(transactionID %s): resume it with 'p11scep poll'", st.txid);
+			txn_state_free(&st);
+		} else if (rc == P11S_E_NOTFOUND) {
+			rc = P11S_OK;
+		}
+	}
+	if (rc == P11S_OK)
+		rc = enroll_current_cert(&e, &e.signer);
+	if (rc != P11S_OK)
+		goto out;
+	/* What the new certificate names: as given, else as the current one. */
+	if (o->subject == NULL) {
+		certinfo_name(X509_get_subject_name(e.signer), subject, sizeof(subject));
+		csr_opts.subject = subject;
+	}
+	if (o->n_dns == 0 && o->n_ip == 0) {
+		size_t i;
+
+		san_copy_from(&sans, e.signer);
+		for (i = 0; i < sans.n_dns; i++)
+			csr_opts.dns[i] = sans.dns[i];
+		csr_opts.n_dns = sans.n_dns;
+		for (i = 0; i < sans.n_ip; i++)
+			csr_opts.ip[i] = sans.ip[i];
+		csr_opts.n_ip = sans.n_ip;
+	}
+	e.o = &csr_opts;
+	if (!o->reuse_key) {
+		rc = roll_key(&e);
+		if (rc != P11S_OK)
+			goto out;
+	}
+	rc = enroll_build_csr(&e);
+	if (rc == P11S_OK)
+		rc = enroll_send_request(&e);
+	if (rc == P11S_OK && o->max_poll_time_s > 0)
+		rc = enroll_poll(&e, 0);
+	if (rc == P11S_OK)
+		rc = enroll_conclude(&e);
+out:
+	enroll_free(&e);
+	san_copy_free(&sans);
+	return rc;
+}

@@ -1,0 +1,496 @@
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "certinfo.h"
+#include "cmds.h"
+#include "csr.h"
+#include "enroll.h"
+#include "log.h"
+#include "output.h"
+#include "scep_client.h"
+#include "secret.h"
+#include "txn_state.h"
+
+void enroll_free(struct enroll *e)
+{
+	sk_X509_pop_free(e->chain, X509_free);
+	scep_reply_free(&e->reply);
+	/* These hold references to the token key: free them before the token. */
+	X509_free(e->signer);
+	X509_REQ_free(e->req);
+	EVP_PKEY_free(e->signer_key);
+	EVP_PKEY_free(e->key);
+	ks_close(e->ks);
+	scep_ca_set_free(&e->ca);
+	http_free(e->http);
+	secret_wipe(e->challenge, sizeof(e->challenge));
+}
+
+enum p11s_err enroll_discover(struct enroll *e)
+{
+	const struct opts *o = e->o;
+	struct http_opts ho;
+	struct scep_caps *caps = &e->caps;
+	STACK_OF(X509) *certs = NULL;
+	unsigned char fp[32];
+	char names[256];
+	enum p11s_err rc;
+	double t0 = log_now_ms();
+
+	rc = fingerprint_parse(e->ca_fingerprint, fp);
+	if (rc != P11S_OK)
+		return rc;
+	cmd_http_opts(o, &ho);
+	rc = http_new(&ho, &e->http);
+	if (rc != P11S_OK)
+		return rc;
+	rc = scep_get_caps(e->http, e->url, caps);
+	if (rc != P11S_OK)
+		return rc;
+	caps_format(caps->raw, names, sizeof(names));
+	log_v("GetCACaps: %s (%.1f ms)", names[0] ? names : "(none)", log_now_ms() - t0);
+	if (o->strict) {
+		rc = caps_check_strict(caps);
+		if (rc != P11S_OK)
+			return rc;
+	}
+	rc = caps_choose(caps, o->cipher, o->digest, &e->algs);
+	if (rc != P11S_OK)
+		return rc;
+	log_v("using %s, %s, %s", cipher_ossl_name(e->algs.cipher),
+	      digest_ossl_name(e->algs.digest), e->algs.use_post ? "POST" : "GET");
+
+	t0 = log_now_ms();
+	rc = scep_get_ca(e->http, e->url, &certs);
+	if (rc != P11S_OK)
+		return rc;
+	rc = scep_ca_select(certs, fp, &e->ca);
+	sk_X509_pop_free(certs, X509_free);
+	log_v("GetCACert: CA pinned, RA %s (%.1f ms)",
+	      e->ca.ra_enc == e->ca.ca ? "none" : "present", log_now_ms() - t0);
+	return rc;
+}
+
+enum p11s_err enroll_open_key(struct enroll *e, int may_generate)
+{
+	const struct opts *o = e->o;
+	struct ks_params kp = {
+		.uri = o->key_uri,
+		.module = o->module,
+		.pin_cb = cmd_pin_cb,
+	};
+	enum p11s_err rc;
+	double t0 = log_now_ms();
+
+	rc = ks_open(&kp, &e->ks);
+	if (rc != P11S_OK)
+		return rc;
+	log_v("token opened and logged in (%.1f ms)", log_now_ms() - t0);
+	t0 = log_now_ms();
+	rc = ks_find_key(e->ks, &e->key);
+	if (rc == P11S_OK) {
+		log_v("reusing the key in the token (%.1f ms)", log_now_ms() - t0);
+		return P11S_OK;
+	}
+	if (rc != P11S_E_NOTFOUND)
+		return rc;
+	if (!may_generate)
+		return err_set(P11S_E_NOTFOUND, "the token holds no private key matching %s",
+			       "the key URI: check object= and id=");
+	err_clear();
+	rc = ks_generate_key(e->ks, &o->keyspec, &e->key);
+	if (rc == P11S_OK)
+		log_v("generated an RSA-%u key in the token (%.1f ms)", o->keyspec.bits,
+		      log_now_ms() - t0);
+	return rc;
+}
+
+enum p11s_err enroll_current_cert(struct enroll *e, X509 **out)
+{
+	const struct opts *o = e->o;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	X509 *cert = NULL;
+	size_t len = 0;
+	enum p11s_err rc;
+
+	*out = NULL;
+	if (o->cert_in == NULL) {
+		rc = ks_find_cert(e->ks, &cert);
+		if (rc == P11S_E_NOTFOUND)
+			return err_set(P11S_E_USAGE, "the token holds no certificate beside the key: "
+				       "give the current one with --cert FILE");
+		if (rc != P11S_OK)
+			return rc;
+	} else {
+		BIO *b;
+
+		rc = file_read_all(o->cert_in, 1024 * 1024, &der, &len);
+		if (rc != P11S_OK)
+			return rc;
+		b = BIO_new_mem_buf(der, (int)len);
+		cert = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+		BIO_free(b);
+		if (cert == NULL) {
+			p = der;
+			cert = d2i_X509(NULL, &p, (long)len);
+		}
+		free(der);
+		if (cert == NULL)
+			return err_set(P11S_E_USAGE, "%s holds no certificate (PEM or DER)", o->cert_in);
+	}
+	if (X509_get0_pubkey(cert) == NULL || EVP_PKEY_eq(X509_get0_pubkey(cert), e->key) != 1) {
+		X509_free(cert);
+		return err_set(P11S_E_USAGE, "the current certificate is not for the key the URI "
+			       "names: check --cert and the key URI");
+	}
+	*out = cert;
+	return P11S_OK;
+}
+
+enum p11s_err enroll_state_locate(struct enroll *e)
+{
+	txn_state_dir(e->o->state_dir, e->state_dir, sizeof(e->state_dir));
+	return txn_state_path(e->state_dir, e->key, e->state_path, sizeof(e->state_path));
+}
+
+enum p11s_err enroll_random_txid(struct enroll *e)
+{
+	unsigned char rnd[16];
+	int i;
+
+	if (scep_new_nonce(rnd) != P11S_OK)
+		return err_set(P11S_E_INTERNAL, "no random bytes for a transactionID");
+	for (i = 0; i < 16; i++)
+		snprintf(e->txn.txid + 2 * i, 3, "%02X", rnd[i]);
+	return P11S_OK;
+}
+
+enum p11s_err enroll_check_status(const struct enroll *e)
+{
+	const struct scep_reply *r = &e->reply;
+
+	switch (r->status) {
+	case STATUS_SUCCESS:
+		return P11S_OK;
+	case STATUS_PENDING:
+		return err_set(P11S_E_PENDING, "the CA answered PENDING (transactionID %s)",
+			       e->txn.txid);
+	case STATUS_FAILURE:
+		return err_set(P11S_E_REJECTED, "the CA rejected the request: %s%s%s%s",
+			       scep_failinfo_name(r->fail_info),
+			       r->fail_text ? " (" : "", r->fail_text ? r->fail_text : "",
+			       r->fail_text ? ")" : "");
+	}
+	return err_set(P11S_E_UNTRUSTED, "unknown pkiStatus %d", (int)r->status);
+}
+
+/* transactionID: from the public key for a first request; random for
+ * --new-request, so that a server still holding the old one tells them apart. */
+static enum p11s_err new_txid(struct enroll *e)
+{
+	if (!e->o->new_request)
+		return scep_txid_from_key(e->key, e->txn.txid);
+	return enroll_random_txid(e);
+}
+
+enum p11s_err enroll_build_csr(struct enroll *e)
+{
+	const struct opts *o = e->o;
+	const char *digest = digest_ossl_name(e->algs.digest);
+	struct csr_params cp = {
+		.subject = o->subject,
+		.dns = o->dns,
+		.n_dns = o->n_dns,
+		.ip = o->ip,
+		.n_ip = o->n_ip,
+		.challenge = e->challenge[0] ? e->challenge : NULL,
+		.digest = digest,
+	};
+	enum p11s_err rc;
+
+	rc = csr_build(&cp, e->key, &e->req);
+	if (rc != P11S_OK)
+		return rc;
+	if (e->signer == NULL) {
+		rc = signer_cert_build(e->req, e->key, digest, &e->signer);
+		if (rc != P11S_OK)
+			return rc;
+	}
+	return new_txid(e);
+}
+
+enum p11s_err enroll_transact(struct enroll *e, enum scep_msgtype t,
+			      const unsigned char *content, size_t content_len)
+{
+	struct scep_request r = {
+		.type = t,
+		.content = content,
+		.content_len = content_len,
+		.signer_cert = e->signer,
+		.signer_key = e->signer_key ? e->signer_key : e->key,
+		.recipient = e->ca.ra_enc,
+		.cipher = cipher_ossl_name(e->algs.cipher),
+		.digest = digest_ossl_name(e->algs.digest),
+		.txn = &e->txn,
+	};
+	struct scep_reply_check check = {
+		.reply_signer = e->ca.ra_sig,
+		.txn = &e->txn,
+		.our_cert = e->signer,
+		.our_key = e->signer_key ? e->signer_key : e->key,
+		.strict = e->o->strict,
+	};
+	unsigned char *msg = NULL, *rep = NULL;
+	size_t msg_len = 0, rep_len = 0;
+	enum p11s_err rc;
+	double t0 = log_now_ms();
+
+	scep_reply_free(&e->reply);
+	rc = scep_new_nonce(e->txn.sender_nonce);
+	if (rc != P11S_OK)
+		return rc;
+	rc = scep_request_build(&r, &msg, &msg_len);
+	if (rc != P11S_OK)
+		return rc;
+	rc = scep_pki_operation(e->http, e->url, e->algs.use_post, msg, msg_len, &rep, &rep_len);
+	OPENSSL_free(msg);
+	if (rc != P11S_OK)
+		return rc;
+	log_v("PKIOperation exchange (%.1f ms)", log_now_ms() - t0);
+	t0 = log_now_ms();
+	rc = scep_reply_parse(rep, rep_len, &check, &e->reply);
+	free(rep);
+	if (rc == P11S_OK)
+		log_v("CertRep verified (signed with %s, encrypted with %s) (%.1f ms)",
+		      e->reply.signature_digest ? e->reply.signature_digest : "?",
+		      e->reply.envelope_cipher ? e->reply.envelope_cipher : "-",
+		      log_now_ms() - t0);
+	return rc;
+}
+
+static enum p11s_err save_state(struct enroll *e)
+{
+	struct txn_state s = {
+		.url = (char *)e->url,
+		.ca_fingerprint = (char *)e->ca_fingerprint,
+		.cert_out = (char *)e->cert_out,
+		.chain_out = (char *)e->chain_out,
+		.import_chain = e->import_chain,
+		.created = time(NULL),
+		.signer = e->signer,
+		.req = e->req,
+		.remove_old = e->remove_old,
+	};
+
+	snprintf(s.txid, sizeof(s.txid), "%s", e->txn.txid);
+	if (e->rollover)
+		s.new_key_id = e->new_id;
+	return txn_state_save(e->state_dir, e->state_path, &s);
+}
+
+enum p11s_err enroll_send_request(struct enroll *e)
+{
+	unsigned char *der = NULL;
+	int der_len;
+	enum p11s_err rc;
+	double t0 = log_now_ms();
+
+	if (e->req == NULL) {
+		rc = enroll_build_csr(e);
+		if (rc != P11S_OK)
+			return rc;
+	}
+	/* Saved before the first send: whatever happens next can be resumed. */
+	rc = save_state(e);
+	if (rc != P11S_OK)
+		return rc;
+	der_len = i2d_X509_REQ(e->req, &der);
+	if (der_len <= 0)
+		return err_set_ssl(P11S_E_INTERNAL, "cannot encode the CSR");
+	log_v("%s built, transactionID %s (%.1f ms)",
+	      e->msgtype == MSG_RENEWALREQ ? "RenewalReq" : "PKCSReq", e->txn.txid,
+	      log_now_ms() - t0);
+	rc = enroll_transact(e, e->msgtype ? e->msgtype : MSG_PKCSREQ, der, (size_t)der_len);
+	OPENSSL_free(der);
+	return rc;
+}
+
+static volatile sig_atomic_t poll_stop;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	poll_stop = 1;
+}
+
+/* Sleeps up to s seconds; returns early (non-zero) when asked to stop. */
+static int wait_interruptibly(long s)
+{
+	struct timespec ts = { .tv_sec = s, .tv_nsec = 0 };
+
+	while (!poll_stop && nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+	return poll_stop;
+}
+
+enum p11s_err enroll_poll(struct enroll *e, int ask_first)
+{
+	const struct opts *o = e->o;
+	struct sigaction sa, old_int, old_term;
+	unsigned char *content = NULL;
+	size_t content_len = 0;
+	time_t deadline = time(NULL) + o->max_poll_time_s;
+	unsigned int n = 0;
+	int tty = isatty(STDERR_FILENO);
+	enum p11s_err rc = P11S_OK;
+
+	if (e->reply.status != STATUS_PENDING)
+		return P11S_OK;
+	rc = scep_issuer_and_subject_der(X509_get_subject_name(e->ca.ca),
+					 X509_REQ_get_subject_name(e->req), &content, &content_len);
+	if (rc != P11S_OK)
+		return rc;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;	/* no SA_RESTART: the sleep must end */
+	sigemptyset(&sa.sa_mask);
+	poll_stop = 0;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	if (ask_first) {
+		n++;
+		rc = enroll_transact(e, MSG_CERTPOLL, content, content_len);
+	}
+	while (rc == P11S_OK && e->reply.status == STATUS_PENDING) {
+		if (time(NULL) + o->poll_interval_s > deadline) {
+			rc = err_set(P11S_E_PENDING, "the CA still holds the request (transactionID "
+				     "%s) after %u polls: resume with 'p11scep poll'", e->txn.txid, n);
+			break;
+		}
+		if (tty || log_verbose())
+			fprintf(stderr, "p11scep: request pending at the CA; asking again in %ld s "
+				"(poll %u)\n", o->poll_interval_s, n + 1);
+		if (wait_interruptibly(o->poll_interval_s)) {
+			rc = err_set(P11S_E_PENDING, "stopped while the CA holds the request "
+				     "(transactionID %s): resume with 'p11scep poll'", e->txn.txid);
+			break;
+		}
+		n++;
+		rc = enroll_transact(e, MSG_CERTPOLL, content, content_len);
+		if (rc != P11S_OK)
+			break;
+	}
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	OPENSSL_free(content);
+	return rc;
+}
+
+static enum p11s_err write_outputs(struct enroll *e, X509 *cert)
+{
+	enum p11s_err rc;
+	int i;
+
+	rc = ks_store_cert(e->ks, cert);
+	if (rc != P11S_OK)
+		return rc;
+	for (i = 0; e->import_chain && i < sk_X509_num(e->chain); i++) {
+		rc = ks_store_ca_cert(e->ks, sk_X509_value(e->chain, i));
+		if (rc != P11S_OK)
+			return rc;
+	}
+	if (e->cert_out != NULL) {
+		rc = out_write_pem_certs(e->cert_out, &cert, 1);
+		if (rc != P11S_OK)
+			return rc;
+	}
+	if (e->chain_out != NULL) {
+		X509 **v = malloc(sizeof(*v) * (size_t)(sk_X509_num(e->chain) + 1));
+
+		if (v == NULL)
+			return err_set(P11S_E_NOMEM, "out of memory");
+		for (i = 0; i < sk_X509_num(e->chain); i++)
+			v[i] = sk_X509_value(e->chain, i);
+		rc = out_write_pem_certs(e->chain_out, v, (size_t)sk_X509_num(e->chain));
+		free(v);
+	}
+	return rc;
+}
+
+static void print_issued(X509 *cert)
+{
+	unsigned char fp[32];
+	char subject[512], serial[128], not_after[64], fphex[100] = "?";
+
+	certinfo_name(X509_get_subject_name(cert), subject, sizeof(subject));
+	certinfo_serial(cert, serial, sizeof(serial));
+	certinfo_time(X509_get0_notAfter(cert), not_after, sizeof(not_after));
+	if (fingerprint_sha256(cert, fp) == P11S_OK)
+		fingerprint_format(fp, fphex, sizeof(fphex));
+	printf("issued: subject=%s serial=%s not-after=%s sha256=%s\n",
+	       subject, serial, not_after, fphex);
+}
+
+/* The issued cert must carry our key and chain to the pinned CA; only then is it stored. */
+static enum p11s_err deliver(struct enroll *e)
+{
+	X509 *cert;
+	enum p11s_err rc;
+	double t0 = log_now_ms();
+
+	cert = scep_find_cert_for_key(e->reply.certs, e->key);
+	if (cert == NULL)
+		return err_set(P11S_E_UNTRUSTED, "the CertRep holds no certificate for our public "
+			       "key: refusing it");
+	rc = scep_ca_verify_issued(&e->ca, cert, e->reply.certs, &e->chain);
+	if (rc != P11S_OK)
+		return rc;
+	rc = write_outputs(e, cert);
+	if (rc != P11S_OK)
+		return rc;
+	log_v("certificate verified and stored (%.1f ms)", log_now_ms() - t0);
+	if (e->rollover && e->remove_old) {
+		/* Only now, with the new cert stored: the old key is no longer needed. */
+		EVP_PKEY_free(e->signer_key);
+		e->signer_key = NULL;
+		rc = ks_remove_key(e->ks, &e->old_id);
+		if (rc != P11S_OK)
+			return rc;
+		log_v("old key removed from the token");
+	}
+	print_issued(cert);
+	return P11S_OK;
+}
+
+enum p11s_err enroll_conclude(struct enroll *e)
+{
+	enum p11s_err rc;
+
+	if (e->reply.status == STATUS_PENDING)
+		return err_set(P11S_E_PENDING, "the CA holds the request for approval "
+			       "(transactionID %s): resume with 'p11scep poll'", e->txn.txid);
+	rc = enroll_check_status(e);
+	if (rc == P11S_OK) {
+		/* A reply we refuse leaves the state: the CA may still answer a poll. */
+		rc = deliver(e);
+		if (rc != P11S_OK)
+			return rc;
+	} else if (rc != P11S_E_REJECTED) {
+		return rc;
+	}
+	/* Decided either way: the transaction is over. */
+	if (unlink(e->state_path) == -1 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", e->state_path, strerror(errno));
+	return rc;
+}
