@@ -24,6 +24,7 @@ unset P11SCEP_PIN P11SCEP_CHALLENGE
 T=
 SCEP_PIDS=()
 SCEP_LOG=
+RSP_LOG=
 
 # ---------------------------------------------------------------- reporting
 
@@ -89,6 +90,10 @@ cleanup() {
 		echo "----- scepserver log, last 30 lines -----" >&2
 		tail -n 30 "$SCEP_LOG" >&2
 	fi
+	if [ "$rc" -ne 0 ] && [ -n "$RSP_LOG" ] && [ -f "$RSP_LOG" ]; then
+		echo "----- scep-responder log, last 30 lines -----" >&2
+		tail -n 30 "$RSP_LOG" >&2
+	fi
 	if [ -n "$T" ] && [ -d "$T" ]; then
 		if [ "${KEEP_TMP:-0}" = 1 ]; then
 			echo "kept $T" >&2
@@ -105,6 +110,8 @@ trap 'exit 143' TERM
 T=$(mktemp -d "${TMPDIR:-/tmp}/p11scep-test.XXXXXX")
 OUT=$T/stdout
 ERR=$T/stderr
+# Pending-request state of p11scep goes into the test's own dir.
+export XDG_STATE_HOME=$T/state
 
 # ---------------------------------------------------------------- asserts
 
@@ -424,4 +431,73 @@ stop_scepserver() {
 # dead_url: a URL on 127.0.0.1 where nothing listens.
 dead_url() {
 	echo "http://127.0.0.1:$(free_port)/scep"
+}
+
+# ---------------------------------------------------------------- scep-responder
+
+# Our own SCEP test responder (tests/responder/): RA certs, chains, PENDING,
+# rejections, legacy caps, GetCert/GetCRL/GetNextCACert.
+SCEP_RESPONDER=${SCEP_RESPONDER:-${TESTS_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}/responder/scep-responder}
+RSP_N=0
+
+# start_responder [scep-responder args]: a fresh responder (fresh CA material
+# in its own dir) on 127.0.0.1, started with --challenge "$CHALLENGE" unless
+# the args name --challenge or --no-challenge (which is not passed on). Waits
+# for DIR/ready. Sets RSP_DIR, RSP_LOG, RSP_PID, URL, CA_PEM, CA_FP,
+# CHALLENGE, CHALLENGE_FILE. Each call starts one more responder; the EXIT
+# trap stops them all.
+start_responder() {
+	local args=() a chal=1 pid port
+	[ -x "$SCEP_RESPONDER" ] ||
+		fail "SCEP_RESPONDER=$SCEP_RESPONDER is not executable: build it (make tests/responder/scep-responder)"
+	for a in "$@"; do
+		case $a in
+		--challenge | --challenge=*) chal=0 ;;
+		--no-challenge) chal=0; continue ;;
+		esac
+		args+=("$a")
+	done
+	CHALLENGE=${CHALLENGE:-p11scep-test-challenge}
+	CHALLENGE_FILE=$T/challenge
+	(umask 077 && printf '%s\n' "$CHALLENGE" >"$CHALLENGE_FILE")
+	[ "$chal" = 0 ] || args+=(--challenge "$CHALLENGE")
+	RSP_N=$((RSP_N + 1))
+	RSP_DIR=$T/rsp$RSP_N
+	RSP_LOG=$RSP_DIR.log
+	mkdir -p "$RSP_DIR"
+	"$SCEP_RESPONDER" --dir "$RSP_DIR" --port-file "$RSP_DIR.port" --log "$RSP_LOG" \
+		--max-seconds "${RSP_MAX_SECONDS:-300}" "${args[@]}" >"$RSP_DIR.out" 2>&1 &
+	pid=$!
+	SCEP_PIDS+=("$pid")
+	for _ in $(seq 1 200); do
+		[ -f "$RSP_DIR/ready" ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [ ! -f "$RSP_DIR/ready" ]; then
+		show_file "scep-responder output" "$RSP_DIR.out"
+		fail "scep-responder ${args[*]} did not become ready"
+	fi
+	port=$(cat "$RSP_DIR.port")
+	case $port in
+	'' | *[!0-9]*) fail "scep-responder wrote a bad port file: '$port'" ;;
+	esac
+	RSP_PID=$pid
+	URL="http://127.0.0.1:$port/scep"
+	CA_PEM=$RSP_DIR/ca.pem
+	CA_FP=$(cert_fp "$CA_PEM")
+	export URL CA_PEM CA_FP CHALLENGE CHALLENGE_FILE RSP_DIR RSP_LOG
+}
+
+# stop_responder: stops the latest responder (its log stays).
+stop_responder() {
+	[ -n "${RSP_PID:-}" ] || return 0
+	kill "$RSP_PID" 2>/dev/null || true
+	wait "$RSP_PID" 2>/dev/null || true
+	RSP_PID=
+}
+
+# rsp_count REGEX: lines of the latest responder's log matching REGEX (ERE).
+rsp_count() {
+	grep -Ec -- "$1" "$RSP_LOG" || true
 }

@@ -1,0 +1,399 @@
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/provider.h>
+
+#include "responder.h"
+
+#define DEFAULT_CAPS "POSTPKIOperation SHA-256 SHA-512 AES SCEPStandard Renewal GetNextCACert"
+
+volatile int rsp_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	rsp_stop = 1;
+}
+
+void rsp_log(struct rsp *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vfprintf(r->log, fmt, ap);
+	va_end(ap);
+	fputc('\n', r->log);
+	fflush(r->log);
+}
+
+/* Appends " text" to the op's log line. */
+void rsp_note(struct rsp_resp *resp, const char *fmt, ...)
+{
+	size_t n = strlen(resp->log);
+	va_list ap;
+
+	if (n + 2 >= sizeof(resp->log))
+		return;
+	if (n > 0)
+		resp->log[n++] = ' ';
+	va_start(ap, fmt);
+	vsnprintf(resp->log + n, sizeof(resp->log) - n, fmt, ap);
+	va_end(ap);
+}
+
+int rsp_resp_text(struct rsp_resp *resp, int status, const char *text)
+{
+	size_t n = strlen(text);
+
+	OPENSSL_free(resp->body);
+	resp->status = status;
+	resp->ctype = "text/plain";
+	resp->len = 0;
+	resp->body = OPENSSL_malloc(n + 1);
+	if (resp->body == NULL) {
+		resp->status = 500;
+		return -1;
+	}
+	memcpy(resp->body, text, n);
+	resp->len = n;
+	return 0;
+}
+
+/* The caps words, separated by LF or CRLF. */
+static void get_caps(struct rsp *r, struct rsp_resp *resp)
+{
+	const char *p = r->conf.caps;
+	const char *sep = r->conf.crlf ? "\r\n" : "\n";
+	size_t cap = strlen(p) * 2 + 1, o = 0, w;
+
+	if (r->conf.caps_status != 200) {
+		rsp_resp_text(resp, r->conf.caps_status, "no capabilities here\n");
+		return;
+	}
+	resp->status = 200;
+	resp->ctype = "text/plain";
+	resp->body = OPENSSL_malloc(cap);
+	if (resp->body == NULL) {
+		resp->status = 500;
+		return;
+	}
+	while (*p != '\0') {
+		p += strspn(p, " \t\r\n");
+		w = strcspn(p, " \t\r\n");
+		if (w == 0)
+			break;
+		if (o > 0) {
+			memcpy(resp->body + o, sep, strlen(sep));
+			o += strlen(sep);
+		}
+		memcpy(resp->body + o, p, w);
+		o += w;
+		p += w;
+	}
+	resp->len = o;
+}
+
+void rsp_dispatch(struct rsp *r, const struct rsp_req *req, struct rsp_resp *resp)
+{
+	const char *op = req->operation;
+
+	if (op == NULL) {
+		rsp_note(resp, "op=none reason=\"no operation= in the query\"");
+		rsp_resp_text(resp, 400, "missing operation\n");
+	} else if (strcmp(op, "GetCACaps") == 0) {
+		rsp_note(resp, "op=GetCACaps method=%s", req->method);
+		get_caps(r, resp);
+	} else if (strcmp(op, "GetCACert") == 0) {
+		rsp_note(resp, "op=GetCACert method=%s", req->method);
+		rsp_pki_cacert(r, resp);
+	} else if (strcmp(op, "GetNextCACert") == 0) {
+		rsp_note(resp, "op=GetNextCACert method=%s", req->method);
+		rsp_pki_nextca(r, resp);
+	} else if (strcmp(op, "PKIOperation") == 0) {
+		rsp_note(resp, "op=PKIOperation method=%s", req->method);
+		if (strcmp(req->method, "POST") == 0) {
+			if (r->conf.get_only) {
+				rsp_note(resp, "reason=\"POST refused (--get-only)\"");
+				rsp_resp_text(resp, 405, "POST is not allowed here\n");
+				return;
+			}
+			rsp_scep_pkiop(r, req->body, req->body_len, 0, resp);
+		} else if (req->message == NULL) {
+			rsp_note(resp, "reason=\"GET without message=\"");
+			rsp_resp_text(resp, 400, "missing message\n");
+		} else {
+			rsp_scep_pkiop(r, (const unsigned char *)req->message,
+			    strlen(req->message), 1, resp);
+		}
+	} else {
+		rsp_note(resp, "op=unknown reason=\"unknown operation\"");
+		rsp_resp_text(resp, 400, "unknown operation\n");
+	}
+}
+
+/* ---- options ---- */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: scep-responder --dir DIR --port-file FILE [--mode ca|ndes|chain]\n"
+	    "  [--order enc-first] [--challenge S] [--renewal-challenge] [--pending N]\n"
+	    "  [--reject FAILINFO[:TEXT]] [--status N] [--caps WORDS] [--crlf]\n"
+	    "  [--caps-status N] [--get-only] [--reply-digest sha1|sha256|sha512]\n"
+	    "  [--reply-cipher des3|aes128|aes256] [--valid-seconds N] [--next-ca]\n"
+	    "  [--log FILE] [--max-seconds N]\n");
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_int(const char *s, int min, int max, int *out)
+{
+	long v;
+
+	if (parse_long(s, min, max, &v) != 0)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static int parse_failinfo(const char *s, struct rsp_conf *c)
+{
+	static const char *const names[] = {
+		"badAlg", "badMessageCheck", "badRequest", "badTime", "badCertId"
+	};
+	const char *colon = strchr(s, ':');
+	size_t n = colon != NULL ? (size_t)(colon - s) : strlen(s);
+	char word[32];
+	int i;
+
+	c->reject_text = colon != NULL ? colon + 1 : NULL;
+	if (n == 0 || n >= sizeof(word))
+		return -1;
+	memcpy(word, s, n);
+	word[n] = '\0';
+	for (i = 0; i < 5; i++) {
+		if (strcmp(word, names[i]) == 0) {
+			c->reject_info = i;
+			return 0;
+		}
+	}
+	return parse_int(word, 0, 999, &c->reject_info);
+}
+
+static int parse_mode(const char *s, enum rsp_mode *m)
+{
+	if (strcmp(s, "ca") == 0)
+		*m = MODE_CA;
+	else if (strcmp(s, "ndes") == 0)
+		*m = MODE_NDES;
+	else if (strcmp(s, "chain") == 0)
+		*m = MODE_CHAIN;
+	else
+		return -1;
+	return 0;
+}
+
+static int parse_digest(const char *s, const EVP_MD **md)
+{
+	if (strcmp(s, "sha1") == 0)
+		*md = EVP_sha1();
+	else if (strcmp(s, "sha256") == 0)
+		*md = EVP_sha256();
+	else if (strcmp(s, "sha512") == 0)
+		*md = EVP_sha512();
+	else
+		return -1;
+	return 0;
+}
+
+static int parse_cipher(const char *s, const EVP_CIPHER **c)
+{
+	if (strcmp(s, "des3") == 0)
+		*c = EVP_des_ede3_cbc();
+	else if (strcmp(s, "aes128") == 0)
+		*c = EVP_aes_128_cbc();
+	else if (strcmp(s, "aes256") == 0)
+		*c = EVP_aes_256_cbc();
+	else
+		return -1;
+	return 0;
+}
+
+enum {
+	O_DIR = 256, O_PORTFILE, O_MODE, O_ORDER, O_CHALLENGE, O_RENCHAL, O_PENDING,
+	O_REJECT, O_STATUS, O_CAPS, O_CRLF, O_CAPSSTATUS, O_GETONLY, O_RDIGEST,
+	O_RCIPHER, O_VALID, O_NEXTCA, O_LOG, O_MAXSEC, O_HELP
+};
+
+static const struct option longopts[] = {
+	{ "dir", required_argument, NULL, O_DIR },
+	{ "port-file", required_argument, NULL, O_PORTFILE },
+	{ "mode", required_argument, NULL, O_MODE },
+	{ "order", required_argument, NULL, O_ORDER },
+	{ "challenge", required_argument, NULL, O_CHALLENGE },
+	{ "renewal-challenge", no_argument, NULL, O_RENCHAL },
+	{ "pending", required_argument, NULL, O_PENDING },
+	{ "reject", required_argument, NULL, O_REJECT },
+	{ "status", required_argument, NULL, O_STATUS },
+	{ "caps", required_argument, NULL, O_CAPS },
+	{ "crlf", no_argument, NULL, O_CRLF },
+	{ "caps-status", required_argument, NULL, O_CAPSSTATUS },
+	{ "get-only", no_argument, NULL, O_GETONLY },
+	{ "reply-digest", required_argument, NULL, O_RDIGEST },
+	{ "reply-cipher", required_argument, NULL, O_RCIPHER },
+	{ "valid-seconds", required_argument, NULL, O_VALID },
+	{ "next-ca", no_argument, NULL, O_NEXTCA },
+	{ "log", required_argument, NULL, O_LOG },
+	{ "max-seconds", required_argument, NULL, O_MAXSEC },
+	{ "help", no_argument, NULL, O_HELP },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* One option into c; -1 with a message on a bad value. */
+static int set_opt(struct rsp_conf *c, int o, const char *a)
+{
+	switch (o) {
+	case O_DIR:		c->dir = a; return 0;
+	case O_PORTFILE:	c->port_file = a; return 0;
+	case O_MODE:		return parse_mode(a, &c->mode);
+	case O_ORDER:
+		if (strcmp(a, "enc-first") == 0)
+			c->enc_first = 1;
+		else if (strcmp(a, "default") == 0)
+			c->enc_first = 0;
+		else
+			return -1;
+		return 0;
+	case O_CHALLENGE:	c->challenge = a; return 0;
+	case O_RENCHAL:		c->renewal_challenge = 1; return 0;
+	case O_PENDING:		return parse_int(a, 0, 1000, &c->pending);
+	case O_REJECT:		return parse_failinfo(a, c);
+	case O_STATUS:		return parse_int(a, 0, 999, &c->status);
+	case O_CAPS:		c->caps = a; return 0;
+	case O_CRLF:		c->crlf = 1; return 0;
+	case O_CAPSSTATUS:	return parse_int(a, 100, 599, &c->caps_status);
+	case O_GETONLY:		c->get_only = 1; return 0;
+	case O_RDIGEST:		return parse_digest(a, &c->reply_md);
+	case O_RCIPHER:		return parse_cipher(a, &c->reply_cipher);
+	case O_VALID:		return parse_long(a, 1, 100L * 366 * 86400, &c->valid_seconds);
+	case O_NEXTCA:		c->next_ca = 1; return 0;
+	case O_LOG:		c->log_file = a; return 0;
+	case O_MAXSEC:		return parse_long(a, 1, 86400, &c->max_seconds);
+	}
+	return -1;
+}
+
+/* 0 ok, 1 help shown, -1 usage error. */
+static int parse_args(int argc, char **argv, struct rsp_conf *c)
+{
+	int o;
+
+	memset(c, 0, sizeof(*c));
+	c->mode = MODE_CA;
+	c->reject_info = -1;
+	c->status = -1;
+	c->caps = DEFAULT_CAPS;
+	c->caps_status = 200;
+	c->reply_md = EVP_sha256();
+	c->reply_cipher = EVP_aes_128_cbc();
+	c->valid_seconds = 30L * 86400;
+	c->max_seconds = 300;
+	while ((o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (o == O_HELP) {
+			usage(stdout);
+			return 1;
+		}
+		if (o == '?' || set_opt(c, o, optarg) != 0) {
+			if (o != '?')
+				fprintf(stderr, "scep-responder: bad value '%s' for --%s\n",
+				    optarg, longopts[o - O_DIR].name);
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind != argc || c->dir == NULL || c->port_file == NULL) {
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static void signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct rsp r;
+	OSSL_PROVIDER *legacy, *deflt;
+	int rc = 1;
+
+	memset(&r, 0, sizeof(r));
+	switch (parse_args(argc, argv, &r.conf)) {
+	case 1:
+		return 0;
+	case -1:
+		return 2;
+	}
+	signals();
+	/* The legacy provider decrypts 3DES/DES requests from old clients. */
+	deflt = OSSL_PROVIDER_load(NULL, "default");
+	legacy = OSSL_PROVIDER_load(NULL, "legacy");
+	if (deflt == NULL || legacy == NULL) {
+		ERR_print_errors_fp(stderr);
+		fprintf(stderr, "scep-responder: cannot load OpenSSL's default and legacy "
+		    "providers\n");
+		goto out;
+	}
+	if (r.conf.log_file != NULL) {
+		r.log = fopen(r.conf.log_file, "a");
+		if (r.log == NULL) {
+			fprintf(stderr, "scep-responder: cannot open %s: %s\n",
+			    r.conf.log_file, strerror(errno));
+			goto out;
+		}
+	}
+	if (rsp_pki_init(&r) != 0) {
+		ERR_print_errors_fp(stderr);
+		goto out;
+	}
+	rc = rsp_serve(&r) == 0 ? 0 : 1;
+out:
+	rsp_scep_free_pending(&r);
+	rsp_pki_free(&r.pki);
+	if (r.log != NULL)
+		fclose(r.log);
+	OSSL_PROVIDER_unload(legacy);
+	OSSL_PROVIDER_unload(deflt);
+	return rc;
+}
