@@ -94,6 +94,30 @@ assert_eq "$(rsp_count 'type=PKCSReq')" 2 "PKCSReqs after --new-request"
 assert_ne "$(txid_of 2)" "$(txid_of 1)" "transactionID of the new request"
 stop_responder
 
+note "SIGKILL while waiting (no chance to clean up): poll resumes the same transaction"
+start_responder --pending 1
+KEY_URI=$(key_uri crashed "pin-source=file:$PIN_FILE")
+p11s enroll -u "$URL" -k "$KEY_URI" --subject "CN=crashed.example.test" \
+	--ca-fingerprint "$CA_FP" --challenge-file "$CHALLENGE_FILE" \
+	--poll-interval 30 >"$T/bg.out" 2>"$T/bg.err" &
+BG=$!
+for _ in $(seq 1 100); do
+	[ "$(rsp_count 'type=PKCSReq')" -ge 1 ] && break
+	sleep 0.1
+done
+PID=
+for p in $(pgrep -f -- "--subject CN=crashed.example.test" || true); do
+	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = p11scep ] && PID=$p
+done
+[ -n "$PID" ] || fail "cannot find the running p11scep"
+kill -KILL "$PID"
+wait "$BG" || true
+expect_exit 0 p11s poll -k "$KEY_URI" --poll-interval 1
+assert_eq "$(rsp_count 'type=PKCSReq')" 1 "PKCSReqs after the crash and poll"
+assert_eq "$(rsp_count "type=CertPoll txid=$(txid_of 1) ")" 1 "CertPolls with the crashed run's transactionID"
+assert_eq "$(tok_list privkey | grep -c '|crashed|')" 1 "keys labelled crashed"
+stop_responder
+
 note "a pending renewal with a new key resumes with poll: cert for the new key"
 start_responder --pending 1
 KEY_URI=$(key_uri ren "pin-source=file:$PIN_FILE")
