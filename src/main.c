@@ -7,6 +7,7 @@
 #include <openssl/provider.h>
 
 #include "cmds.h"
+#include "conf.h"
 #include "err.h"
 #include "log.h"
 #include "opts.h"
@@ -51,29 +52,55 @@ static enum p11s_err run(const struct opts *o)
 	return err_set(P11S_E_INTERNAL, "no command");
 }
 
+/* -p NAME: the profile's settings fill what the command line left unset. */
+static enum p11s_err apply_profile(struct opts *o, struct conf *conf)
+{
+	const char *path = o->config ? o->config : CONF_DEFAULT_PATH;
+	const struct conf_profile *p;
+	enum p11s_err rc;
+
+	if (o->profile == NULL) {
+		if (o->config != NULL)
+			return err_set(P11S_E_USAGE, "-c %s needs -p NAME to pick a profile", o->config);
+		return P11S_OK;
+	}
+	rc = conf_load(path, conf);
+	if (rc != P11S_OK)
+		return rc;
+	p = conf_find(conf, o->profile);
+	if (p == NULL)
+		return err_set(P11S_E_USAGE, "%s has no [profile %s]", path, o->profile);
+	opts_apply_profile(o, p);
+	return P11S_OK;
+}
+
 int main(int argc, char **argv)
 {
+	struct conf conf = { 0 };
 	struct opts o;
 	enum p11s_err rc;
 
 	rc = opts_parse(argc, argv, &o);
-	if (rc != P11S_OK) {
-		fprintf(stderr, "p11scep: %s\n", err_msg()[0] ? err_msg() : err_str(rc));
-		return err_exit_code(rc);
-	}
-	if (o.version) {
+	if (rc == P11S_OK && o.version) {
 		printf("p11scep %s\n", PACKAGE_VERSION);
 		return 0;
 	}
-	if (o.help) {
+	if (rc == P11S_OK && o.help) {
 		opts_usage(stdout, o.cmd);
 		return 0;
 	}
-	log_set_verbose(o.verbose);
-	providers_load();
-	rc = run(&o);
+	if (rc == P11S_OK)
+		rc = apply_profile(&o, &conf);
+	if (rc == P11S_OK)
+		rc = opts_check_required(&o);
+	if (rc == P11S_OK) {
+		log_set_verbose(o.verbose);
+		providers_load();
+		rc = run(&o);
+		providers_unload();
+	}
 	if (rc != P11S_OK)
 		fprintf(stderr, "p11scep: %s\n", err_msg()[0] ? err_msg() : err_str(rc));
-	providers_unload();
+	conf_free(&conf);
 	return err_exit_code(rc);
 }

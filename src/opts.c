@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "opts.h"
 
 /* Which commands take an option. */
@@ -53,6 +54,8 @@ enum opt_key {
 	OPT_SERIAL,
 	OPT_CRL_OUT,
 	OPT_STRICT,
+	OPT_CONFIG = 'c',
+	OPT_PROFILE = 'p',
 };
 
 struct opt_def {
@@ -124,6 +127,10 @@ static const struct opt_def opt_table[] = {
 	  "CA bundle to verify an https server with" },
 	{ "insecure-tls", OPT_INSECURE_TLS, NULL, C_NET, 0,
 	  "do not verify the https server's certificate (never in production)" },
+	{ "config", OPT_CONFIG, "FILE", C_ALL, 0,
+	  "configuration file (default " CONF_DEFAULT_PATH " when -p is given)" },
+	{ "profile", OPT_PROFILE, "NAME", C_ALL, 0,
+	  "take the options of [profile NAME] from the configuration file" },
 	{ "verbose", OPT_VERBOSE, NULL, C_ALL, 0,
 	  "progress and timings on stderr" },
 	{ "help", OPT_HELP, NULL, C_ALL, 0, "this help" },
@@ -260,17 +267,27 @@ static enum p11s_err apply(struct opts *o, int key, const char *arg)
 	case OPT_INSECURE_TLS:	o->insecure_tls = 1; break;
 	case OPT_VERBOSE:	o->verbose++; break;
 	case OPT_HELP:		o->help = 1; break;
-	case OPT_KEY_TYPE:	return parse_keytype(arg, &o->keyspec);
-	case OPT_CIPHER:	return cipher_from_name(arg, &o->cipher);
-	case OPT_DIGEST:	return digest_from_name(arg, &o->digest);
+	case OPT_KEY_TYPE:
+		o->given |= GIVEN_KEY_TYPE;
+		return parse_keytype(arg, &o->keyspec);
+	case OPT_CIPHER:
+		o->given |= GIVEN_CIPHER;
+		return cipher_from_name(arg, &o->cipher);
+	case OPT_DIGEST:
+		o->given |= GIVEN_DIGEST;
+		return digest_from_name(arg, &o->digest);
 	case OPT_DNS:		return add_san("dns", arg, o->dns, &o->n_dns);
 	case OPT_IP:		return add_san("ip", arg, o->ip, &o->n_ip);
-	case OPT_TIMEOUT:	return parse_long("timeout", arg, 1, 86400, &o->timeout_s);
+	case OPT_TIMEOUT:
+		o->given |= GIVEN_TIMEOUT;
+		return parse_long("timeout", arg, 1, 86400, &o->timeout_s);
 	case OPT_STATE_DIR:	o->state_dir = arg; break;
 	case OPT_NEW_REQUEST:	o->new_request = 1; break;
 	case OPT_CERT_IN:	o->cert_in = arg; break;
 	case OPT_SERIAL:	o->serial = arg; break;
 	case OPT_STRICT:	o->strict = 1; break;
+	case OPT_CONFIG:	o->config = arg; break;
+	case OPT_PROFILE:	o->profile = arg; break;
 	case OPT_CRL_OUT:	o->crl_out = arg; break;
 	case OPT_REUSE_KEY:	o->reuse_key = 1; break;
 	case OPT_REMOVE_OLD:	o->remove_old = 1; break;
@@ -281,8 +298,10 @@ static enum p11s_err apply(struct opts *o, int key, const char *arg)
 			return err_set(P11S_E_USAGE, "--renewal-mode %s: expected renewalreq or pkcsreq", arg);
 		break;
 	case OPT_POLL_INTERVAL:
+		o->given |= GIVEN_POLL_INTERVAL;
 		return parse_long("poll-interval", arg, 1, 86400, &o->poll_interval_s);
 	case OPT_MAX_POLL_TIME:
+		o->given |= GIVEN_MAX_POLL_TIME;
 		return parse_long("max-poll-time", arg, 0, 30L * 86400, &o->max_poll_time_s);
 	default:		return err_set(P11S_E_INTERNAL, "unhandled option %d", key);
 	}
@@ -406,8 +425,14 @@ enum p11s_err opts_parse(int argc, char **argv, struct opts *o)
 		/* not echoed: a stray word may be a secret typed in the wrong place */
 		return err_set(P11S_E_USAGE, "%s: unexpected argument (word %d): options take "
 			       "the form --name VALUE", command_name(o->cmd), optind);
-	if (o->help)
-		return P11S_OK;
+	return P11S_OK;
+}
+
+enum p11s_err opts_check_required(const struct opts *o)
+{
+	unsigned int bit = 1u << o->cmd;
+	size_t i;
+
 	for (i = 0; i < N_OPTS; i++) {
 		const struct opt_def *d = &opt_table[i];
 		const char *v = NULL;
@@ -428,3 +453,48 @@ enum p11s_err opts_parse(int argc, char **argv, struct opts *o)
 	}
 	return P11S_OK;
 }
+
+#define TAKE(field) do { if (o->field == NULL) o->field = p->field; } while (0)
+
+void opts_apply_profile(struct opts *o, const struct conf_profile *p)
+{
+	size_t i;
+
+	TAKE(url);
+	TAKE(key_uri);
+	TAKE(module);
+	TAKE(subject);
+	TAKE(ca_fingerprint);
+	TAKE(challenge_file);
+	TAKE(cert_out);
+	TAKE(chain_out);
+	TAKE(state_dir);
+	TAKE(cacert);
+	if (o->cmd == CMD_GETCA || o->cmd == CMD_GETNEXTCA)
+		o->out_dir = o->out_dir ? o->out_dir : p->ca_dir;
+	if (o->n_dns == 0 && o->n_ip == 0) {
+		for (i = 0; i < p->n_dns && i < OPTS_MAX_SANS; i++)
+			o->dns[i] = p->dns[i];
+		o->n_dns = i;
+		for (i = 0; i < p->n_ip && i < OPTS_MAX_SANS; i++)
+			o->ip[i] = p->ip[i];
+		o->n_ip = i;
+	}
+	if (!(o->given & GIVEN_KEY_TYPE))
+		o->keyspec = p->keyspec;
+	if (!(o->given & GIVEN_CIPHER))
+		o->cipher = p->cipher;
+	if (!(o->given & GIVEN_DIGEST))
+		o->digest = p->digest;
+	if (!(o->given & GIVEN_POLL_INTERVAL))
+		o->poll_interval_s = p->poll_interval_s;
+	if (!(o->given & GIVEN_MAX_POLL_TIME))
+		o->max_poll_time_s = p->max_poll_time_s;
+	if (!(o->given & GIVEN_TIMEOUT) && (p->set & CONF_SET_TIMEOUT))
+		o->timeout_s = p->timeout_s;
+	o->strict |= p->strict;
+	o->import_chain |= p->import_chain;
+	if (o->cmd == CMD_RENEW && !p->new_key_on_renew)
+		o->reuse_key = 1;
+}
+#undef TAKE

@@ -14,8 +14,23 @@ enum command { CMD_NONE = 0, CMD_GETCAPS, CMD_GETCA, CMD_ENROLL, CMD_POLL, CMD_R
 
 #define OPTS_MAX_SANS 32
 
+/* Options given on the command line, so that a profile does not override them. */
+enum opts_given {
+	GIVEN_KEY_TYPE = 1u << 0,
+	GIVEN_CIPHER = 1u << 1,
+	GIVEN_DIGEST = 1u << 2,
+	GIVEN_POLL_INTERVAL = 1u << 3,
+	GIVEN_MAX_POLL_TIME = 1u << 4,
+	GIVEN_TIMEOUT = 1u << 5,
+};
+
+struct conf_profile;
+
 struct opts {
 	enum command cmd;
+	const char *config;	/* -c FILE */
+	const char *profile;	/* -p NAME */
+	unsigned int given;	/* enum opts_given */
 	const char *url;
 	const char *key_uri;
 	const char *module;
@@ -53,8 +68,14 @@ struct opts {
 };
 
 /* Fills o from argv (argv[1] is the command). P11S_E_USAGE with a message on
- * any bad option, missing value, or option the command does not take. */
+ * any bad option, missing value, or option the command does not take.
+ * Required options are checked by opts_check_required. */
 enum p11s_err opts_parse(int argc, char **argv, struct opts *o);
+
+/* Fill what the command line left unset from profile p (flags win). */
+void opts_apply_profile(struct opts *o, const struct conf_profile *p);
+/* The options the command requires, after any profile was applied. */
+enum p11s_err opts_check_required(const struct opts *o);
 
 /* Usage for one command (or the overview for CMD_NONE), from the same table. */
 void opts_usage(FILE *f, enum command cmd);

@@ -70,7 +70,7 @@ p11s enroll -u "$URL" -k "$KEY_URI" --subject "CN=killed.example.test" \
 	--ca-fingerprint "$CA_FP" --challenge-file "$CHALLENGE_FILE" \
 	--poll-interval 30 >"$T/bg.out" 2>"$T/bg.err" &
 BG=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
 	[ "$(rsp_count 'type=PKCSReq')" -ge 1 ] && break
 	sleep 0.1
 done
@@ -79,7 +79,9 @@ sleep 0.3
 # Signal p11scep itself (not the setsid/timeout wrappers around it).
 PID=
 for p in $(pgrep -f -- "--subject CN=killed.example.test" || true); do
-	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = p11scep ] && PID=$p
+	case $(cat "/proc/$p/comm" 2>/dev/null) in
+	p11scep | memcheck*) PID=$p ;;	# memcheck: under P11SCEP_WRAP=valgrind
+	esac
 done
 [ -n "$PID" ] || fail "cannot find the running p11scep"
 kill -TERM "$PID"
@@ -101,13 +103,15 @@ p11s enroll -u "$URL" -k "$KEY_URI" --subject "CN=crashed.example.test" \
 	--ca-fingerprint "$CA_FP" --challenge-file "$CHALLENGE_FILE" \
 	--poll-interval 30 >"$T/bg.out" 2>"$T/bg.err" &
 BG=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
 	[ "$(rsp_count 'type=PKCSReq')" -ge 1 ] && break
 	sleep 0.1
 done
 PID=
 for p in $(pgrep -f -- "--subject CN=crashed.example.test" || true); do
-	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = p11scep ] && PID=$p
+	case $(cat "/proc/$p/comm" 2>/dev/null) in
+	p11scep | memcheck*) PID=$p ;;	# memcheck: under P11SCEP_WRAP=valgrind
+	esac
 done
 [ -n "$PID" ] || fail "cannot find the running p11scep"
 kill -KILL "$PID"
