@@ -5,9 +5,9 @@ set -eu
 
 PACKAGES="
 build-essential autoconf automake pkg-config
-libssl-dev libp11-dev libcurl4-openssl-dev libinih-dev libcmocka-dev
+libssl-dev libp11-dev libcurl4-openssl-dev libinih-dev libjson-c-dev libcmocka-dev
 softhsm2 scep opensc p11-kit
-curl openssl ca-certificates
+curl openssl ca-certificates jq
 iproute2 procps util-linux coreutils diffutils
 "
 

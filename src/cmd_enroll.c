@@ -59,6 +59,7 @@ enum p11s_err cmd_enroll(const struct opts *o)
 	if (rc == P11S_OK)
 		rc = enroll_conclude(&e);
 	log_v("enroll took %.1f ms", log_now_ms() - t0);
+	enroll_record(&e, rc);
 	enroll_free(&e);
 	return rc;
 }

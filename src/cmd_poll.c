@@ -68,6 +68,7 @@ enum p11s_err cmd_poll(const struct opts *o)
 		rc = enroll_conclude(&e);
 out:
 	txn_state_free(&st);
+	enroll_record(&e, rc);
 	enroll_free(&e);
 	return rc;
 }

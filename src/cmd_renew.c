@@ -162,6 +162,7 @@ enum p11s_err cmd_renew(const struct opts *o)
 	if (rc == P11S_OK)
 		rc = enroll_conclude(&e);
 out:
+	enroll_record(&e, rc);
 	enroll_free(&e);
 	san_copy_free(&sans);
 	return rc;

@@ -20,6 +20,7 @@
 #include "output.h"
 #include "scep_client.h"
 #include "secret.h"
+#include "store.h"
 #include "txn_state.h"
 
 void enroll_free(struct enroll *e)
@@ -457,6 +458,8 @@ static enum p11s_err deliver(struct enroll *e)
 	if (rc != P11S_OK)
 		return rc;
 	rc = write_outputs(e, cert);
+	if (rc == P11S_OK && e->o->store_dir != NULL)
+		rc = store_save(e->o->store_dir, &e->ca, cert, e->chain);
 	if (rc != P11S_OK)
 		return rc;
 	log_v("certificate verified and stored (%.1f ms)", log_now_ms() - t0);
@@ -493,4 +496,16 @@ enum p11s_err enroll_conclude(struct enroll *e)
 	if (unlink(e->state_path) == -1 && errno != ENOENT)
 		log_warn("cannot remove %s: %s", e->state_path, strerror(errno));
 	return rc;
+}
+
+void enroll_record(const struct enroll *e, enum p11s_err rc)
+{
+	const char *dir = e->o->store_dir;
+
+	if (dir == NULL)
+		return;
+	if (rc == P11S_E_PENDING && e->txn.txid[0] != '\0')
+		store_set_pending(dir, e->txn.txid);
+	else if (rc == P11S_OK || rc == P11S_E_REJECTED)
+		store_clear_pending(dir);
 }

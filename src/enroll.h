@@ -85,4 +85,7 @@ enum p11s_err enroll_poll(struct enroll *e, int ask_first);
 /* SUCCESS: verify and store, drop the state. FAILURE: report, drop the state. */
 enum p11s_err enroll_conclude(struct enroll *e);
 
+/* With a profile directory: mark it pending, or clear the mark once decided. */
+void enroll_record(const struct enroll *e, enum p11s_err rc);
+
 #endif

@@ -11,6 +11,8 @@
 #include "err.h"
 #include "log.h"
 #include "opts.h"
+#include "store.h"
+#include "txn_state.h"
 
 /*
  * Replies from deployed servers (micromdm's scepserver among them) come
@@ -47,18 +49,25 @@ static enum p11s_err run(const struct opts *o)
 	case CMD_GETNEXTCA:	return cmd_getnextca(o);
 	case CMD_GETCERT:	return cmd_getcert(o);
 	case CMD_GETCRL:	return cmd_getcrl(o);
+	case CMD_STATUS:	return cmd_status(o);
+	case CMD_RUN:		return cmd_run(o);
 	case CMD_NONE:		break;
 	}
 	return err_set(P11S_E_INTERNAL, "no command");
 }
 
 /* -p NAME: the profile's settings fill what the command line left unset. */
+static char store_buf[4096], state_buf[4096];
+
 static enum p11s_err apply_profile(struct opts *o, struct conf *conf)
 {
 	const char *path = o->config ? o->config : CONF_DEFAULT_PATH;
 	const struct conf_profile *p;
 	enum p11s_err rc;
 
+	/* status and run read every profile themselves. */
+	if (o->cmd == CMD_STATUS || o->cmd == CMD_RUN)
+		return P11S_OK;
 	if (o->profile == NULL) {
 		if (o->config != NULL)
 			return err_set(P11S_E_USAGE, "-c %s needs -p NAME to pick a profile", o->config);
@@ -71,6 +80,8 @@ static enum p11s_err apply_profile(struct opts *o, struct conf *conf)
 	if (p == NULL)
 		return err_set(P11S_E_USAGE, "%s has no [profile %s]", path, o->profile);
 	opts_apply_profile(o, p);
+	o->store_dir = store_dir(p->ca_dir, txn_state_dir(o->state_dir, state_buf, sizeof(state_buf)),
+				 p->name, store_buf, sizeof(store_buf));
 	return P11S_OK;
 }
 
@@ -78,6 +89,7 @@ int main(int argc, char **argv)
 {
 	struct conf conf = { 0 };
 	struct opts o;
+	int lock_fd = -1;
 	enum p11s_err rc;
 
 	rc = opts_parse(argc, argv, &o);
@@ -93,12 +105,15 @@ int main(int argc, char **argv)
 		rc = apply_profile(&o, &conf);
 	if (rc == P11S_OK)
 		rc = opts_check_required(&o);
+	if (rc == P11S_OK && o.store_dir != NULL)
+		rc = store_lock(o.store_dir, &lock_fd);
 	if (rc == P11S_OK) {
 		log_set_verbose(o.verbose);
 		providers_load();
 		rc = run(&o);
 		providers_unload();
 	}
+	store_unlock(lock_fd);
 	if (rc != P11S_OK)
 		fprintf(stderr, "p11scep: %s\n", err_msg()[0] ? err_msg() : err_str(rc));
 	conf_free(&conf);

@@ -19,8 +19,10 @@
 #define C_GCRT	(1u << CMD_GETCERT)
 #define C_GCRL	(1u << CMD_GETCRL)
 #define C_SIGNED (C_GCRT | C_GCRL)
+#define C_STAT	(1u << CMD_STATUS)
+#define C_RUN	(1u << CMD_RUN)
 #define C_NET	(C_CAPS | C_CA | C_ENR | C_POLL | C_REN | C_NEXT | C_SIGNED)
-#define C_ALL	(C_NET)
+#define C_ALL	(C_NET | C_STAT | C_RUN)
 
 enum opt_key {
 	OPT_URL = 'u',
@@ -54,6 +56,7 @@ enum opt_key {
 	OPT_SERIAL,
 	OPT_CRL_OUT,
 	OPT_STRICT,
+	OPT_JSON,
 	OPT_CONFIG = 'c',
 	OPT_PROFILE = 'p',
 };
@@ -101,7 +104,7 @@ static const struct opt_def opt_table[] = {
 	  "while the CA holds the request, ask again every SECONDS (default 60)" },
 	{ "max-poll-time", OPT_MAX_POLL_TIME, "SECONDS", C_ENR | C_POLL | C_REN, 0,
 	  "stop polling after SECONDS, keeping the request (default 28800); 0: do not poll" },
-	{ "state-dir", OPT_STATE_DIR, "DIR", C_ENR | C_POLL | C_REN, 0,
+	{ "state-dir", OPT_STATE_DIR, "DIR", C_ENR | C_POLL | C_REN | C_STAT | C_RUN, 0,
 	  "where pending requests are kept (default $XDG_STATE_HOME/p11scep)" },
 	{ "new-request", OPT_NEW_REQUEST, NULL, C_ENR, 0,
 	  "forget a pending request for this key and send a new one" },
@@ -127,6 +130,8 @@ static const struct opt_def opt_table[] = {
 	  "CA bundle to verify an https server with" },
 	{ "insecure-tls", OPT_INSECURE_TLS, NULL, C_NET, 0,
 	  "do not verify the https server's certificate (never in production)" },
+	{ "json", OPT_JSON, NULL, C_STAT, 0,
+	  "print the status as JSON" },
 	{ "config", OPT_CONFIG, "FILE", C_ALL, 0,
 	  "configuration file (default " CONF_DEFAULT_PATH " when -p is given)" },
 	{ "profile", OPT_PROFILE, "NAME", C_ALL, 0,
@@ -150,6 +155,8 @@ static const struct {
 	{ CMD_GETNEXTCA, "getnextca", "fetch the next CA certificates for a rollover (GetNextCACert)" },
 	{ CMD_GETCERT, "getcert", "fetch an issued certificate by serial (GetCert)" },
 	{ CMD_GETCRL, "getcrl", "fetch the CRL covering our certificate (GetCRL)" },
+	{ CMD_STATUS, "status", "show each profile's ca / ra / usercert table" },
+	{ CMD_RUN, "run", "one pass over all profiles: enroll, renew, resume (for a timer)" },
 	{ CMD_POLL, "poll", "resume a pending enrollment (CertPoll) until the CA decides" },
 };
 
@@ -287,6 +294,7 @@ static enum p11s_err apply(struct opts *o, int key, const char *arg)
 	case OPT_SERIAL:	o->serial = arg; break;
 	case OPT_STRICT:	o->strict = 1; break;
 	case OPT_CONFIG:	o->config = arg; break;
+	case OPT_JSON:		o->json = 1; break;
 	case OPT_PROFILE:	o->profile = arg; break;
 	case OPT_CRL_OUT:	o->crl_out = arg; break;
 	case OPT_REUSE_KEY:	o->reuse_key = 1; break;

@@ -10,7 +10,7 @@
 #include "keystore.h"
 
 enum command { CMD_NONE = 0, CMD_GETCAPS, CMD_GETCA, CMD_ENROLL, CMD_POLL, CMD_RENEW,
-	       CMD_GETNEXTCA, CMD_GETCERT, CMD_GETCRL };
+	       CMD_GETNEXTCA, CMD_GETCERT, CMD_GETCRL, CMD_STATUS, CMD_RUN };
 
 #define OPTS_MAX_SANS 32
 
@@ -52,10 +52,12 @@ struct opts {
 	const char *ip[OPTS_MAX_SANS];
 	size_t n_ip;
 	const char *state_dir;
+	const char *store_dir;	/* the profile's directory (with -p): certs, pending */
 	long timeout_s;
 	long poll_interval_s;	/* default 60 */
 	long max_poll_time_s;	/* default 8 h */
 	int new_request;
+	int json;
 	int strict;
 	int reuse_key;
 	int remove_old;

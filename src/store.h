@@ -1,0 +1,42 @@
+/*
+ * A profile's directory, as appliances keep one per SCEP profile:
+ *   DIR/ca/ca.pem, DIR/ca/ra-enc.pem, DIR/ca/ra-sig.pem (or ra.pem)
+ *   DIR/user/cert.pem, DIR/user/chain.pem
+ *   DIR/pending      the transactionID of an open request (no secrets)
+ *   DIR/.lock        held while a command acts on the profile
+ */
+#ifndef P11SCEP_STORE_H
+#define P11SCEP_STORE_H
+
+#include <stddef.h>
+#include <openssl/x509.h>
+
+#include "err.h"
+#include "scep_ca.h"
+
+/* DIR for a profile: its ca-dir, else STATE_DIR/profiles/NAME. */
+const char *store_dir(const char *ca_dir, const char *state_dir, const char *name,
+		      char *buf, size_t buflen);
+
+/* Creates DIR (0755) and takes its lock without waiting: P11S_E_USAGE
+ * "busy" when another process holds it. *fd is closed by store_unlock. */
+enum p11s_err store_lock(const char *dir, int *fd);
+void store_unlock(int fd);
+
+/* After an issued certificate was verified and stored. */
+enum p11s_err store_save(const char *dir, const struct scep_ca_set *ca, X509 *cert,
+			 STACK_OF(X509) *chain);
+enum p11s_err store_set_pending(const char *dir, const char *txid);
+void store_clear_pending(const char *dir);
+
+/* What status shows: each may be NULL. pending: txid or "" when none. */
+struct store_view {
+	X509 *ca;
+	X509 *ra[2];		/* ra-enc (or ra), ra-sig */
+	X509 *user;
+	char pending[80];
+};
+enum p11s_err store_read(const char *dir, struct store_view *v);
+void store_view_free(struct store_view *v);
+
+#endif
