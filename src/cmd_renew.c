@@ -93,20 +93,13 @@ static enum p11s_err check_mode(struct enroll *e, const struct scep_caps *caps)
 
 enum p11s_err cmd_renew(const struct opts *o)
 {
-	struct enroll e = {
-		.o = o,
-		.url = o->url,
-		.ca_fingerprint = o->ca_fingerprint,
-		.cert_out = o->cert_out,
-		.chain_out = o->chain_out,
-		.import_chain = o->import_chain,
-	};
+	struct enroll e;
 	struct opts csr_opts = *o;
 	struct san_copy sans = { 0 };
-	struct txn_state st;
 	char subject[1024];
 	enum p11s_err rc;
 
+	enroll_init(&e, o);
 	rc = cmd_check_outputs(o);
 	if (rc == P11S_OK)
 		rc = cmd_challenge(o, e.challenge, sizeof(e.challenge));
@@ -118,16 +111,8 @@ enum p11s_err cmd_renew(const struct opts *o)
 		rc = enroll_open_key(&e, 0);
 	if (rc == P11S_OK)
 		rc = enroll_state_locate(&e);
-	if (rc == P11S_OK) {
-		rc = txn_state_load(e.state_path, &st);
-		if (rc == P11S_OK) {
-			rc = err_set(P11S_E_USAGE, "a request for this key is pending at the CA "
-				     "(transactionID %s): resume it with 'p11scep poll'", st.txid);
-			txn_state_free(&st);
-		} else if (rc == P11S_E_NOTFOUND) {
-			rc = P11S_OK;
-		}
-	}
+	if (rc == P11S_OK)
+		rc = enroll_check_pending(&e);
 	if (rc == P11S_OK)
 		rc = enroll_current_cert(&e, &e.signer);
 	if (rc != P11S_OK)

@@ -23,6 +23,40 @@
 #include "store.h"
 #include "txn_state.h"
 
+void enroll_init(struct enroll *e, const struct opts *o)
+{
+	memset(e, 0, sizeof(*e));
+	e->o = o;
+	e->url = o->url;
+	e->ca_fingerprint = o->ca_fingerprint;
+	e->cert_out = o->cert_out;
+	e->chain_out = o->chain_out;
+	e->import_chain = o->import_chain;
+}
+
+/* One outstanding request per key (RFC 8894 §3.3.3): resume it or replace it by name. */
+enum p11s_err enroll_check_pending(const struct enroll *e)
+{
+	struct txn_state st;
+	enum p11s_err rc;
+
+	rc = txn_state_load(e->state_path, &st);
+	if (rc == P11S_E_NOTFOUND)
+		return P11S_OK;
+	if (rc != P11S_OK)
+		return rc;
+	if (e->o->new_request) {
+		log_v("forgetting pending request %s", st.txid);
+		txn_state_free(&st);
+		return P11S_OK;
+	}
+	rc = err_set(P11S_E_USAGE, "a request for this key is pending at the CA (transactionID %s, "
+		     "state %s): resume it with 'p11scep poll', or send a new one with --new-request",
+		     st.txid, e->state_path);
+	txn_state_free(&st);
+	return rc;
+}
+
 void enroll_free(struct enroll *e)
 {
 	sk_X509_pop_free(e->chain, X509_free);
@@ -151,7 +185,8 @@ enum p11s_err enroll_current_cert(struct enroll *e, X509 **out)
 		if (cert == NULL)
 			return err_set(P11S_E_USAGE, "%s holds no certificate (PEM or DER)", o->cert_in);
 	}
-	if (X509_get0_pubkey(cert) == NULL || EVP_PKEY_eq(X509_get0_pubkey(cert), e->key) != 1) {
+	if (X509_get0_pubkey(cert) == NULL ||
+	    (e->key != NULL && EVP_PKEY_eq(X509_get0_pubkey(cert), e->key) != 1)) {
 		X509_free(cert);
 		return err_set(P11S_E_USAGE, "the current certificate is not for the key the URI "
 			       "names: check --cert and the key URI");

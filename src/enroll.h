@@ -52,6 +52,11 @@ struct enroll {
 	char challenge[256];
 };
 
+/* Where the transaction goes, from the options. */
+void enroll_init(struct enroll *e, const struct opts *o);
+/* One outstanding request per key (RFC 8894 §3.3.3): a saved one must be
+ * resumed with poll, or replaced by name (--new-request). */
+enum p11s_err enroll_check_pending(const struct enroll *e);
 /* Everything is freed, token objects before the token. */
 void enroll_free(struct enroll *e);
 

@@ -51,6 +51,7 @@ static enum p11s_err run(const struct opts *o)
 	case CMD_GETCRL:	return cmd_getcrl(o);
 	case CMD_STATUS:	return cmd_status(o);
 	case CMD_RUN:		return cmd_run(o);
+	case CMD_SHOWCERT:	return cmd_showcert(o);
 	case CMD_NONE:		break;
 	}
 	return err_set(P11S_E_INTERNAL, "no command");
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
 		rc = apply_profile(&o, &conf);
 	if (rc == P11S_OK)
 		rc = opts_check_required(&o);
-	if (rc == P11S_OK && o.store_dir != NULL)
+	if (rc == P11S_OK && o.store_dir != NULL && o.cmd != CMD_SHOWCERT)
 		rc = store_lock(o.store_dir, &lock_fd);
 	if (rc == P11S_OK) {
 		log_set_verbose(o.verbose);

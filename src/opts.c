@@ -21,8 +21,9 @@
 #define C_SIGNED (C_GCRT | C_GCRL)
 #define C_STAT	(1u << CMD_STATUS)
 #define C_RUN	(1u << CMD_RUN)
+#define C_SHOW	(1u << CMD_SHOWCERT)
 #define C_NET	(C_CAPS | C_CA | C_ENR | C_POLL | C_REN | C_NEXT | C_SIGNED)
-#define C_ALL	(C_NET | C_STAT | C_RUN)
+#define C_ALL	(C_NET | C_STAT | C_RUN | C_SHOW)
 
 enum opt_key {
 	OPT_URL = 'u',
@@ -73,7 +74,7 @@ struct opt_def {
 static const struct opt_def opt_table[] = {
 	{ "url", OPT_URL, "URL", C_NET, C_NET & ~C_POLL,
 	  "SCEP server URL, with port and CGI path (http://host:8080/scep)" },
-	{ "key", OPT_KEY, "URI", C_ENR | C_POLL | C_REN | C_SIGNED, C_ENR | C_POLL | C_REN | C_SIGNED,
+	{ "key", OPT_KEY, "URI", C_ENR | C_POLL | C_REN | C_SIGNED | C_SHOW, C_ENR | C_POLL | C_REN | C_SIGNED,
 	  "PKCS#11 URI of the key (pkcs11:token=T;object=L?module-path=...)" },
 	{ "subject", OPT_SUBJECT, "DN", C_ENR | C_REN, C_ENR,
 	  "subject of the request (CN=host,O=Org or /CN=host/O=Org)" },
@@ -98,7 +99,7 @@ static const struct opt_def opt_table[] = {
 	  "write the CA chain (PEM) to FILE" },
 	{ "import-chain", OPT_IMPORT_CHAIN, NULL, C_ENR | C_POLL | C_REN, 0,
 	  "also store the CA certificates in the token" },
-	{ "module", OPT_MODULE, "PATH", C_ENR | C_POLL | C_REN | C_SIGNED, 0,
+	{ "module", OPT_MODULE, "PATH", C_ENR | C_POLL | C_REN | C_SIGNED | C_SHOW, 0,
 	  "PKCS#11 module (default: the URI's module-path, else p11-kit's proxy)" },
 	{ "poll-interval", OPT_POLL_INTERVAL, "SECONDS", C_ENR | C_POLL | C_REN, 0,
 	  "while the CA holds the request, ask again every SECONDS (default 60)" },
@@ -106,9 +107,9 @@ static const struct opt_def opt_table[] = {
 	  "stop polling after SECONDS, keeping the request (default 28800); 0: do not poll" },
 	{ "state-dir", OPT_STATE_DIR, "DIR", C_ENR | C_POLL | C_REN | C_STAT | C_RUN, 0,
 	  "where pending requests are kept (default $XDG_STATE_HOME/p11scep)" },
-	{ "new-request", OPT_NEW_REQUEST, NULL, C_ENR, 0,
+	{ "new-request", OPT_NEW_REQUEST, NULL, C_ENR | C_REN, 0,
 	  "forget a pending request for this key and send a new one" },
-	{ "cert", OPT_CERT_IN, "FILE", C_REN | C_SIGNED, 0,
+	{ "cert", OPT_CERT_IN, "FILE", C_REN | C_SIGNED | C_SHOW, 0,
 	  "our current certificate (default: the one beside the key in the token)" },
 	{ "serial", OPT_SERIAL, "HEX", C_GCRT, C_GCRT,
 	  "serial number of the certificate to fetch" },
@@ -157,6 +158,7 @@ static const struct {
 	{ CMD_GETCRL, "getcrl", "fetch the CRL covering our certificate (GetCRL)" },
 	{ CMD_STATUS, "status", "show each profile's ca / ra / usercert table" },
 	{ CMD_RUN, "run", "one pass over all profiles: enroll, renew, resume (for a timer)" },
+	{ CMD_SHOWCERT, "show-cert", "print a certificate from a file, a profile or the token" },
 	{ CMD_POLL, "poll", "resume a pending enrollment (CertPoll) until the CA decides" },
 };
 

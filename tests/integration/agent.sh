@@ -78,6 +78,16 @@ mm_after=$(jq -r '.[] | select(.profile == "mm") | .certificates[] | select(.cer
 want=$(date -u -d "$(openssl x509 -in "$STATE/profiles/mm/user/cert.pem" -noout -enddate | cut -d= -f2)" '+%Y-%m-%d %H:%M:%S UTC')
 assert_eq "$mm_after" "$want" "status --json: mm notAfter"
 
+note "show-cert: from the profile's store, from the token, from a file"
+expect_exit 0 p11s show-cert -c "$CONF" -p mm
+assert_grep "$OUT" '^subject: CN=mm.example.test$' "show-cert -p mm subject"
+assert_grep "$OUT" "^sha256: $(cert_fp "$STATE/profiles/mm/user/cert.pem")\$" "show-cert -p mm fingerprint"
+expect_exit 0 p11s show-cert -k "$(key_uri mm "pin-source=file:$PIN_FILE")"
+assert_grep "$OUT" "^sha256: $(cert_fp "$STATE/profiles/mm/user/cert.pem")\$" "show-cert -k: the token's cert"
+expect_exit 0 p11s show-cert --cert "$STATE/profiles/mm/user/cert.pem"
+assert_grep "$OUT" '^key: RSA 2048 bits$' "show-cert --cert key line"
+expect_exit 2 p11s show-cert -c "$CONF" -p down
+
 note "second run (-p for each working profile): nothing to do for mm and short; approval is issued"
 expect_exit 0 p11s run -c "$CONF" -p mm
 assert_grep "$ERR" 'profile mm: certificate valid until' "mm was acted on again"
