@@ -57,10 +57,16 @@ enum p11s_err cmd_getcrl(const struct opts *o)
 	unsigned char *content = NULL;
 	size_t content_len = 0;
 	X509_CRL *crl;
-	char buf[256];
+	char buf[256], store_crl[4200];
+	const char *crl_out = o->crl_out;
 	enum p11s_err rc;
 
-	rc = o->crl_out ? out_check_writable(o->crl_out) : P11S_OK;
+	/* With a profile the CRL is kept beside its cert, where status looks. */
+	if (crl_out == NULL && o->store_dir != NULL) {
+		snprintf(store_crl, sizeof(store_crl), "%s/crl.pem", o->store_dir);
+		crl_out = store_crl;
+	}
+	rc = crl_out ? out_check_writable(crl_out) : P11S_OK;
 	if (rc == P11S_OK)
 		rc = enroll_discover(&e);
 	if (rc == P11S_OK)
@@ -93,8 +99,8 @@ enum p11s_err cmd_getcrl(const struct opts *o)
 	certinfo_time(X509_CRL_get0_nextUpdate(crl), buf, sizeof(buf));
 	printf("next-update: %s\n", buf);
 	printf("revoked: %d\n", sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)));
-	if (o->crl_out != NULL)
-		rc = write_crl(o->crl_out, crl);
+	if (crl_out != NULL)
+		rc = write_crl(crl_out, crl);
 out:
 	OPENSSL_free(content);
 	enroll_free(&e);

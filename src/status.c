@@ -59,6 +59,16 @@ static void add_row(struct status_profile *p, const char *name, X509 *cert, time
 	usage_of(cert, r->usage, sizeof(r->usage));
 }
 
+/* The CRL (verified by getcrl when it was fetched) lists this cert of its issuer. */
+static int is_revoked(X509 *cert, X509_CRL *crl)
+{
+	X509_REVOKED *entry = NULL;
+
+	if (crl == NULL || X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(cert)) != 0)
+		return 0;
+	return X509_CRL_get0_by_serial(crl, &entry, X509_get0_serialNumber(cert)) == 1;
+}
+
 void status_build(const char *name, const char *dir, const struct store_view *v,
 		  long renew_at, time_t now, struct status_profile *out)
 {
@@ -74,6 +84,8 @@ void status_build(const char *name, const char *dir, const struct store_view *v,
 	add_row(out, "usercert", v->user, now);
 	if (v->user != NULL)
 		out->rows[out->n_rows - 1].renew_due = status_renew_due(v->user, renew_at);
+	if (v->user != NULL && is_revoked(v->user, v->crl))
+		out->rows[out->n_rows - 1].status = "Revoked";
 	else if (out->pending != NULL)
 		out->rows[out->n_rows - 1].status = "Pending";
 }

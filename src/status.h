@@ -11,7 +11,7 @@
 
 struct status_row {
 	const char *name;	/* "ca", "ra", "ra-2", "usercert" */
-	const char *status;	/* "Valid", "Expired", "NotYetValid", "Pending", "None" */
+	const char *status;	/* "Valid", "Expired", "NotYetValid", "Revoked", "Pending", "None" */
 	char usage[40];		/* "Signature", "Encipherment", "Signature,Encipherment", "-" */
 	time_t not_before;	/* 0 when there is no cert */
 	time_t not_after;

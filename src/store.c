@@ -167,6 +167,12 @@ enum p11s_err store_read(const char *dir, struct store_view *v)
 		v->ra[0] = read_cert(dir, "ca/ra.pem");
 	v->ra[1] = read_cert(dir, "ca/ra-sig.pem");
 	v->user = read_cert(dir, "user/cert.pem");
+	snprintf(path, sizeof(path), "%s/crl.pem", dir);
+	f = fopen(path, "re");
+	if (f != NULL) {
+		v->crl = PEM_read_X509_CRL(f, NULL, NULL, NULL);
+		fclose(f);
+	}
 	snprintf(path, sizeof(path), "%s/pending", dir);
 	f = fopen(path, "re");
 	if (f != NULL) {
@@ -187,5 +193,6 @@ void store_view_free(struct store_view *v)
 	X509_free(v->ra[0]);
 	X509_free(v->ra[1]);
 	X509_free(v->user);
+	X509_CRL_free(v->crl);
 	memset(v, 0, sizeof(*v));
 }

@@ -2,6 +2,7 @@
  * A profile's directory, as appliances keep one per SCEP profile:
  *   DIR/ca/ca.pem, DIR/ca/ra-enc.pem, DIR/ca/ra-sig.pem (or ra.pem)
  *   DIR/user/cert.pem, DIR/user/chain.pem
+ *   DIR/crl.pem      the last CRL getcrl fetched for the user cert
  *   DIR/pending      the transactionID of an open request (no secrets)
  *   DIR/.lock        held while a command acts on the profile
  */
@@ -34,6 +35,7 @@ struct store_view {
 	X509 *ca;
 	X509 *ra[2];		/* ra-enc (or ra), ra-sig */
 	X509 *user;
+	X509_CRL *crl;
 	char pending[80];
 };
 enum p11s_err store_read(const char *dir, struct store_view *v);

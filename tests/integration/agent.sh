@@ -10,7 +10,7 @@ setup_token
 start_scepserver
 MM_URL=$URL MM_FP=$CA_FP MM_CHAL=$CHALLENGE_FILE
 start_responder --valid-seconds 50
-RSP_URL=$URL RSP_FP=$CA_FP RSP_CHAL=$CHALLENGE_FILE
+RSP_URL=$URL RSP_FP=$CA_FP RSP_CHAL=$CHALLENGE_FILE SHORT_DIR=$RSP_DIR
 start_responder --pending 1
 PEND_URL=$URL PEND_FP=$CA_FP PEND_CHAL=$CHALLENGE_FILE
 
@@ -107,6 +107,17 @@ expect_exit 0 p11s run -c "$CONF" -p short
 assert_grep "$ERR" 'profile short: renew: certificate issued' "short was not renewed"
 assert_ne "$(cert_serial "$STATE/profiles/short/user/cert.pem")" "$short_serial" "serial after renewal"
 assert_eq "$(tok_list privkey | grep -c '|short|')" 2 "keys labelled short after a new-key renewal"
+
+note "getcrl -p keeps the CRL in the profile; status marks a revoked usercert"
+expect_exit 0 p11s getcrl -c "$CONF" -p short
+[ -s "$STATE/profiles/short/crl.pem" ] || fail "getcrl -p did not keep the CRL in the profile"
+expect_exit 0 p11s status -c "$CONF" -p short --json
+assert_eq "$(jq -r '.[0].certificates[] | select(.certificate == "usercert") | .status' "$OUT")" \
+	Valid "usercert status with a CRL that does not list it"
+cert_serial "$STATE/profiles/short/user/cert.pem" >"$SHORT_DIR/revoked"
+expect_exit 0 p11s getcrl -c "$CONF" -p short
+expect_exit 0 p11s status -c "$CONF" -p short
+assert_grep "$OUT" '^  usercert +Revoked ' "status does not mark the revoked usercert"
 
 note "a profile another process holds is not touched"
 ( flock "$STATE/profiles/mm/.lock" sleep 5 ) &
