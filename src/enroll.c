@@ -72,6 +72,34 @@ void enroll_free(struct enroll *e)
 	secret_wipe(e->challenge, sizeof(e->challenge));
 }
 
+/* A CA outside its validity cannot issue a usable cert: refuse before the
+ * request (and its challenge) goes out. */
+static enum p11s_err check_ca_dates(const struct scep_ca_set *set)
+{
+	X509 *const certs[] = { set->pinned, set->ca, set->ra_enc, set->ra_sig };
+	char when[64], name[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(certs) / sizeof(certs[0]); i++) {
+		X509 *c = certs[i];
+
+		if (c == NULL)
+			continue;
+		certinfo_name(X509_get_subject_name(c), name, sizeof(name));
+		if (X509_cmp_current_time(X509_get0_notAfter(c)) < 0) {
+			certinfo_time(X509_get0_notAfter(c), when, sizeof(when));
+			return err_set(P11S_E_UNTRUSTED, "CA/RA certificate %s expired on %s: "
+				       "refusing to send a request", name, when);
+		}
+		if (X509_cmp_current_time(X509_get0_notBefore(c)) > 0) {
+			certinfo_time(X509_get0_notBefore(c), when, sizeof(when));
+			return err_set(P11S_E_UNTRUSTED, "CA/RA certificate %s is not yet valid (from %s): "
+				       "refusing to send a request", name, when);
+		}
+	}
+	return P11S_OK;
+}
+
 enum p11s_err enroll_discover(struct enroll *e)
 {
 	const struct opts *o = e->o;
@@ -112,6 +140,8 @@ enum p11s_err enroll_discover(struct enroll *e)
 		return rc;
 	rc = scep_ca_select(certs, fp, &e->ca);
 	sk_X509_pop_free(certs, X509_free);
+	if (rc == P11S_OK)
+		rc = check_ca_dates(&e->ca);
 	log_v("GetCACert: CA pinned, RA %s (%.1f ms)",
 	      e->ca.ra_enc == e->ca.ca ? "none" : "present", log_now_ms() - t0);
 	return rc;

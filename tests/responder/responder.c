@@ -11,12 +11,26 @@
 
 #include <openssl/err.h>
 #include <openssl/provider.h>
+#include <openssl/rand.h>
 
 #include "responder.h"
 
 #define DEFAULT_CAPS "POSTPKIOperation SHA-256 SHA-512 AES SCEPStandard Renewal GetNextCACert"
 
 volatile int rsp_stop;
+
+static const char *const evil_names[] = {
+	"none", "nonce", "txid", "signer", "wrongkey", "wrongca", "truncate", "random",
+	"huge", "http500", "http404", "http405", "hang", "ctype", "redirect",
+	"expired-ca", "notyet-ca"
+};
+
+const char *rsp_evil_name(enum rsp_evil e)
+{
+	size_t i = (size_t)e;
+
+	return i < sizeof(evil_names) / sizeof(evil_names[0]) ? evil_names[i] : "?";
+}
 
 static void on_signal(int sig)
 {
@@ -104,11 +118,96 @@ static void get_caps(struct rsp *r, struct rsp_resp *resp)
 	resp->len = o;
 }
 
+/* --evil modes that replace a PKIOperation reply before any SCEP work; 1 if done. */
+static int evil_before(struct rsp *r, struct rsp_resp *resp)
+{
+	switch (r->conf.evil) {
+	case EVIL_HTTP500:
+		rsp_resp_text(resp, 500, "internal server error\n");
+		break;
+	case EVIL_HTTP404:
+		rsp_resp_text(resp, 404, "not found\n");
+		break;
+	case EVIL_HTTP405:
+		rsp_resp_text(resp, 405, "method not allowed\n");
+		break;
+	case EVIL_HANG:
+		resp->no_reply = 1;
+		break;
+	case EVIL_HUGE:
+		resp->status = 200;
+		resp->ctype = "application/x-pki-message";
+		resp->stream_len = (size_t)EVIL_HUGE_LEN;
+		break;
+	default:
+		return 0;
+	}
+	rsp_note(resp, "evil=%s", rsp_evil_name(r->conf.evil));
+	return 1;
+}
+
+/* --evil modes that spoil a CertRep the responder built honestly. */
+static void evil_after(struct rsp *r, struct rsp_resp *resp)
+{
+	unsigned char *junk;
+
+	switch (r->conf.evil) {
+	case EVIL_TRUNCATE:
+		resp->len /= 2;
+		break;
+	case EVIL_RANDOM:
+		junk = OPENSSL_malloc(EVIL_RANDOM_LEN);
+		if (junk == NULL || RAND_bytes(junk, EVIL_RANDOM_LEN) != 1) {
+			OPENSSL_free(junk);
+			rsp_resp_text(resp, 500, "out of memory\n");
+			return;
+		}
+		OPENSSL_free(resp->body);
+		resp->body = junk;
+		resp->len = EVIL_RANDOM_LEN;
+		resp->status = 200;
+		resp->ctype = "application/x-pki-message";
+		break;
+	case EVIL_CTYPE:
+		resp->ctype = "text/html";
+		break;
+	default:
+		return;
+	}
+	rsp_note(resp, "evil=%s", rsp_evil_name(r->conf.evil));
+}
+
+static void pkiop(struct rsp *r, const struct rsp_req *req, struct rsp_resp *resp)
+{
+	if (evil_before(r, resp))
+		return;
+	if (strcmp(req->method, "POST") == 0) {
+		if (r->conf.get_only) {
+			rsp_note(resp, "reason=\"POST refused (--get-only)\"");
+			rsp_resp_text(resp, 405, "POST is not allowed here\n");
+			return;
+		}
+		rsp_scep_pkiop(r, req->body, req->body_len, 0, resp);
+	} else if (req->message == NULL) {
+		rsp_note(resp, "reason=\"GET without message=\"");
+		rsp_resp_text(resp, 400, "missing message\n");
+		return;
+	} else {
+		rsp_scep_pkiop(r, (const unsigned char *)req->message,
+		    strlen(req->message), 1, resp);
+	}
+	evil_after(r, resp);
+}
+
 void rsp_dispatch(struct rsp *r, const struct rsp_req *req, struct rsp_resp *resp)
 {
 	const char *op = req->operation;
 
-	if (op == NULL) {
+	if (r->conf.evil == EVIL_REDIRECT) {
+		rsp_note(resp, "op=%s evil=redirect", op != NULL ? op : "none");
+		rsp_resp_text(resp, 302, "moved\n");
+		resp->location = EVIL_REDIRECT_URL;
+	} else if (op == NULL) {
 		rsp_note(resp, "op=none reason=\"no operation= in the query\"");
 		rsp_resp_text(resp, 400, "missing operation\n");
 	} else if (strcmp(op, "GetCACaps") == 0) {
@@ -116,26 +215,15 @@ void rsp_dispatch(struct rsp *r, const struct rsp_req *req, struct rsp_resp *res
 		get_caps(r, resp);
 	} else if (strcmp(op, "GetCACert") == 0) {
 		rsp_note(resp, "op=GetCACert method=%s", req->method);
+		if (r->conf.evil == EVIL_EXPIRED_CA || r->conf.evil == EVIL_NOTYET_CA)
+			rsp_note(resp, "evil=%s", rsp_evil_name(r->conf.evil));
 		rsp_pki_cacert(r, resp);
 	} else if (strcmp(op, "GetNextCACert") == 0) {
 		rsp_note(resp, "op=GetNextCACert method=%s", req->method);
 		rsp_pki_nextca(r, resp);
 	} else if (strcmp(op, "PKIOperation") == 0) {
 		rsp_note(resp, "op=PKIOperation method=%s", req->method);
-		if (strcmp(req->method, "POST") == 0) {
-			if (r->conf.get_only) {
-				rsp_note(resp, "reason=\"POST refused (--get-only)\"");
-				rsp_resp_text(resp, 405, "POST is not allowed here\n");
-				return;
-			}
-			rsp_scep_pkiop(r, req->body, req->body_len, 0, resp);
-		} else if (req->message == NULL) {
-			rsp_note(resp, "reason=\"GET without message=\"");
-			rsp_resp_text(resp, 400, "missing message\n");
-		} else {
-			rsp_scep_pkiop(r, (const unsigned char *)req->message,
-			    strlen(req->message), 1, resp);
-		}
+		pkiop(r, req, resp);
 	} else {
 		rsp_note(resp, "op=unknown reason=\"unknown operation\"");
 		rsp_resp_text(resp, 400, "unknown operation\n");
@@ -151,7 +239,9 @@ static void usage(FILE *f)
 	    "  [--reject FAILINFO[:TEXT]] [--status N] [--caps WORDS] [--crlf]\n"
 	    "  [--caps-status N] [--get-only] [--reply-digest sha1|sha256|sha512]\n"
 	    "  [--reply-cipher des3|aes128|aes256] [--valid-seconds N] [--next-ca]\n"
-	    "  [--log FILE] [--max-seconds N]\n");
+	    "  [--log FILE] [--max-seconds N] [--evil MODE]\n"
+	    "MODE: nonce txid signer wrongkey wrongca truncate random huge http500\n"
+	    "  http404 http405 hang ctype redirect expired-ca notyet-ca\n");
 }
 
 static int parse_long(const char *s, long min, long max, long *out)
@@ -201,6 +291,19 @@ static int parse_failinfo(const char *s, struct rsp_conf *c)
 	return parse_int(word, 0, 999, &c->reject_info);
 }
 
+static int parse_evil(const char *s, enum rsp_evil *e)
+{
+	size_t i;
+
+	for (i = 1; i < sizeof(evil_names) / sizeof(evil_names[0]); i++) {
+		if (strcmp(s, evil_names[i]) == 0) {
+			*e = (enum rsp_evil)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 static int parse_mode(const char *s, enum rsp_mode *m)
 {
 	if (strcmp(s, "ca") == 0)
@@ -243,7 +346,7 @@ static int parse_cipher(const char *s, const EVP_CIPHER **c)
 enum {
 	O_DIR = 256, O_PORTFILE, O_MODE, O_ORDER, O_CHALLENGE, O_RENCHAL, O_PENDING,
 	O_REJECT, O_STATUS, O_CAPS, O_CRLF, O_CAPSSTATUS, O_GETONLY, O_RDIGEST,
-	O_RCIPHER, O_VALID, O_NEXTCA, O_LOG, O_MAXSEC, O_HELP
+	O_RCIPHER, O_VALID, O_NEXTCA, O_LOG, O_MAXSEC, O_EVIL, O_HELP
 };
 
 static const struct option longopts[] = {
@@ -266,6 +369,7 @@ static const struct option longopts[] = {
 	{ "next-ca", no_argument, NULL, O_NEXTCA },
 	{ "log", required_argument, NULL, O_LOG },
 	{ "max-seconds", required_argument, NULL, O_MAXSEC },
+	{ "evil", required_argument, NULL, O_EVIL },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 }
 };
@@ -300,6 +404,7 @@ static int set_opt(struct rsp_conf *c, int o, const char *a)
 	case O_NEXTCA:		c->next_ca = 1; return 0;
 	case O_LOG:		c->log_file = a; return 0;
 	case O_MAXSEC:		return parse_long(a, 1, 86400, &c->max_seconds);
+	case O_EVIL:		return parse_evil(a, &c->evil);
 	}
 	return -1;
 }

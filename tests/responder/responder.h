@@ -13,6 +13,17 @@
 
 enum rsp_mode { MODE_CA, MODE_NDES, MODE_CHAIN };
 
+/* --evil: one way to misbehave, for the hostile-server tests. */
+enum rsp_evil {
+	EVIL_NONE, EVIL_NONCE, EVIL_TXID, EVIL_SIGNER, EVIL_WRONGKEY, EVIL_WRONGCA,
+	EVIL_TRUNCATE, EVIL_RANDOM, EVIL_HUGE, EVIL_HTTP500, EVIL_HTTP404, EVIL_HTTP405,
+	EVIL_HANG, EVIL_CTYPE, EVIL_REDIRECT, EVIL_EXPIRED_CA, EVIL_NOTYET_CA
+};
+
+#define EVIL_HUGE_LEN		(5L * 1024L * 1024L)
+#define EVIL_RANDOM_LEN		1024
+#define EVIL_REDIRECT_URL	"http://127.0.0.2:1/scep"
+
 /* pkiStatus and failInfo values (RFC 8894 §3.2.1.3, §3.2.1.4). */
 #define ST_SUCCESS	0
 #define ST_FAILURE	2
@@ -44,6 +55,7 @@ struct rsp_conf {
 	long valid_seconds;
 	int next_ca;
 	long max_seconds;
+	enum rsp_evil evil;
 };
 
 /* A PKCSReq/RenewalReq answered PENDING, kept until enough polls. */
@@ -66,6 +78,9 @@ struct rsp_pki {
 	X509 *sig;
 	STACK_OF(X509) *next_certs;	/* GetNextCACert; NULL without --next-ca */
 	STACK_OF(X509) *issued;
+	/* --evil signer: a stray signer; wrongca: a CA of the same name; wrongkey: a key. */
+	EVP_PKEY *evil_key;
+	X509 *evil_cert;
 };
 
 struct rsp {
@@ -89,6 +104,9 @@ struct rsp_resp {
 	const char *ctype;
 	unsigned char *body;		/* OPENSSL_malloc'd, owned */
 	size_t len;
+	const char *location;		/* a Location: header, or NULL */
+	int no_reply;			/* --evil hang: answer nothing, keep the socket */
+	size_t stream_len;		/* --evil huge: this many bytes, no length, close */
 	char log[512];			/* the op's log fields, without "op=" */
 };
 
@@ -99,6 +117,7 @@ void rsp_dispatch(struct rsp *r, const struct rsp_req *req, struct rsp_resp *res
 int rsp_resp_text(struct rsp_resp *resp, int status, const char *text);
 void rsp_note(struct rsp_resp *resp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+const char *rsp_evil_name(enum rsp_evil e);
 extern volatile int rsp_stop;
 
 /* rsp_http.c: serves until rsp_stop or the deadline; 0 on a clean stop. */

@@ -72,6 +72,7 @@ static const char *reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
+	case 302: return "Found";
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -84,19 +85,45 @@ static const char *reason(int status)
 	return "Status";
 }
 
+/* --evil huge: junk with no Content-Length; the end of the body is the close. */
+static int send_stream(int fd, size_t total)
+{
+	static unsigned char chunk[65536];
+	size_t n;
+
+	memset(chunk, 0x30, sizeof(chunk));
+	while (total > 0) {
+		n = total < sizeof(chunk) ? total : sizeof(chunk);
+		if (write_all(fd, chunk, n) != 0)
+			return -1;
+		total -= n;
+	}
+	return 0;
+}
+
 static int send_resp(int fd, const struct rsp_resp *resp, int keep)
 {
-	char h[512];
+	char h[768], len[64], loc[256];
 	int n;
 
+	if (resp->stream_len > 0)
+		keep = 0;
+	len[0] = '\0';
+	loc[0] = '\0';
+	if (resp->stream_len == 0)
+		snprintf(len, sizeof(len), "Content-Length: %zu\r\n", resp->len);
+	if (resp->location != NULL)
+		snprintf(loc, sizeof(loc), "Location: %s\r\n", resp->location);
 	n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-	    "Content-Length: %zu\r\nConnection: %s\r\n\r\n", resp->status,
+	    "%s%sConnection: %s\r\n\r\n", resp->status,
 	    reason(resp->status), resp->ctype != NULL ? resp->ctype : "text/plain",
-	    resp->len, keep ? "keep-alive" : "close");
+	    len, loc, keep ? "keep-alive" : "close");
 	if (n < 0 || (size_t)n >= sizeof(h))
 		return -1;
 	if (write_all(fd, h, (size_t)n) != 0)
 		return -1;
+	if (resp->stream_len > 0)
+		return send_stream(fd, resp->stream_len);
 	return resp->len > 0 ? write_all(fd, resp->body, resp->len) : 0;
 }
 
@@ -281,9 +308,15 @@ static void handle(struct rsp *r, struct conn *c, struct head *h, const unsigned
 	} else {
 		rsp_dispatch(r, &req, &resp);
 	}
-	rsp_log(r, "%s http=%d", resp.log, resp.status);
-	if (send_resp(c->fd, &resp, !h->close) != 0 || h->close)
-		conn_close(c);
+	if (resp.no_reply) {
+		/* The request is consumed; the socket stays open and silent. */
+		rsp_log(r, "%s http=none", resp.log);
+	} else {
+		rsp_log(r, "%s http=%d", resp.log, resp.status);
+		if (send_resp(c->fd, &resp, !h->close && resp.stream_len == 0) != 0 ||
+		    h->close || resp.stream_len > 0)
+			conn_close(c);
+	}
 	OPENSSL_free(resp.body);
 	free(op);
 	free(msg);

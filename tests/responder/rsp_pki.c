@@ -27,6 +27,7 @@ struct spec {
 	EVP_PKEY *issuer_key;
 	const char *bc;
 	const char *ku;
+	long not_before;		/* offsets from now, in seconds */
 	long seconds;
 };
 
@@ -63,10 +64,9 @@ out:
 	return ok;
 }
 
-static int set_validity(X509 *x, long seconds)
+static int set_validity(X509 *x, long not_before, long seconds)
 {
-	/* A minute back: clocks of client and server may differ a little. */
-	return X509_gmtime_adj(X509_getm_notBefore(x), -60) != NULL &&
+	return X509_gmtime_adj(X509_getm_notBefore(x), not_before) != NULL &&
 	    X509_gmtime_adj(X509_getm_notAfter(x), seconds) != NULL;
 }
 
@@ -86,14 +86,17 @@ static X509_NAME *make_name(const char *cn)
 }
 
 /* The parts every cert shares: version, serial, names, key, validity. */
+/* A minute back by default: clocks of client and server may differ a little. */
+#define NOT_BEFORE	(-60L)
+
 static X509 *cert_base(const X509_NAME *subject, const X509_NAME *issuer, EVP_PKEY *pub,
-		       long seconds)
+		       long not_before, long seconds)
 {
 	X509 *x = X509_new();
 
 	if (x == NULL || !X509_set_version(x, X509_VERSION_3) || !set_serial(x) ||
 	    !X509_set_subject_name(x, subject) || !X509_set_issuer_name(x, issuer) ||
-	    !X509_set_pubkey(x, pub) || !set_validity(x, seconds)) {
+	    !X509_set_pubkey(x, pub) || !set_validity(x, not_before, seconds)) {
 		X509_free(x);
 		return NULL;
 	}
@@ -109,7 +112,7 @@ static X509 *make_cert(const struct spec *s)
 	if (name == NULL)
 		return NULL;
 	x = cert_base(name, s->issuer != NULL ? X509_get_subject_name(s->issuer) : name,
-	    s->pub, s->seconds);
+	    s->pub, s->not_before, s->seconds);
 	X509_NAME_free(name);
 	if (x == NULL)
 		return NULL;
@@ -167,8 +170,22 @@ static int save(const char *dir, const char *base, X509 *cert, EVP_PKEY *key)
 	return key != NULL ? write_pem(dir, name, NULL, key) : 0;
 }
 
-static int new_ca(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int with_ra_usage,
-		  EVP_PKEY **key, X509 **cert)
+/* The validity window of the CA that GetCACert serves (--evil expired-ca, notyet-ca). */
+static void ca_window(enum rsp_evil evil, long *not_before, long *seconds)
+{
+	*not_before = NOT_BEFORE;
+	*seconds = CA_SECONDS;
+	if (evil == EVIL_EXPIRED_CA) {
+		*not_before = -30L * 86400;
+		*seconds = -86400L;
+	} else if (evil == EVIL_NOTYET_CA) {
+		*not_before = 86400L;
+		*seconds = CA_SECONDS;
+	}
+}
+
+static int new_ca_window(const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
+			 int with_ra_usage, enum rsp_evil evil, EVP_PKEY **key, X509 **cert)
 {
 	struct spec s;
 
@@ -185,9 +202,15 @@ static int new_ca(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int with_r
 	/* Without an RA the CA itself signs replies and decrypts requests. */
 	s.ku = with_ra_usage ? "critical,keyCertSign,cRLSign,digitalSignature,keyEncipherment" :
 	    "critical,keyCertSign,cRLSign";
-	s.seconds = CA_SECONDS;
+	ca_window(evil, &s.not_before, &s.seconds);
 	*cert = make_cert(&s);
 	return *cert != NULL ? 0 : -1;
+}
+
+static int new_ca(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int with_ra_usage,
+		  EVP_PKEY **key, X509 **cert)
+{
+	return new_ca_window(cn, issuer, issuer_key, with_ra_usage, EVIL_NONE, key, cert);
 }
 
 static int new_ra(const char *cn, const char *ku, X509 *ca, EVP_PKEY *ca_key,
@@ -206,6 +229,7 @@ static int new_ra(const char *cn, const char *ku, X509 *ca, EVP_PKEY *ca_key,
 	s.issuer_key = ca_key;
 	s.bc = "critical,CA:FALSE";
 	s.ku = ku;
+	s.not_before = NOT_BEFORE;
 	s.seconds = CA_SECONDS / 2;
 	*cert = make_cert(&s);
 	return *cert != NULL ? 0 : -1;
@@ -285,7 +309,8 @@ static int init_ndes(struct rsp *r)
 {
 	struct rsp_pki *p = &r->pki;
 
-	if (new_ca("scep-responder CA", NULL, NULL, 0, &p->root_key, &p->root) != 0)
+	if (new_ca_window("scep-responder CA", NULL, NULL, 0, r->conf.evil, &p->root_key,
+	    &p->root) != 0)
 		return -1;
 	share(&p->ca_key, &p->ca, p->root_key, p->root);
 	if (new_ra("scep-responder RA enc", "critical,keyEncipherment", p->ca, p->ca_key,
@@ -303,7 +328,8 @@ static int init_chain(struct rsp *r)
 {
 	struct rsp_pki *p = &r->pki;
 
-	if (new_ca("scep-responder root CA", NULL, NULL, 0, &p->root_key, &p->root) != 0 ||
+	if (new_ca_window("scep-responder root CA", NULL, NULL, 0, r->conf.evil,
+	    &p->root_key, &p->root) != 0 ||
 	    new_ca("scep-responder issuing CA", p->root, p->root_key, 1, &p->ca_key,
 	    &p->ca) != 0)
 		return -1;
@@ -316,12 +342,55 @@ static int init_ca(struct rsp *r)
 {
 	struct rsp_pki *p = &r->pki;
 
-	if (new_ca("scep-responder CA", NULL, NULL, 1, &p->root_key, &p->root) != 0)
+	if (new_ca_window("scep-responder CA", NULL, NULL, 1, r->conf.evil, &p->root_key,
+	    &p->root) != 0)
 		return -1;
 	share(&p->ca_key, &p->ca, p->root_key, p->root);
 	share(&p->enc_key, &p->enc, p->root_key, p->root);
 	share(&p->sig_key, &p->sig, p->root_key, p->root);
 	return 0;
+}
+
+/*
+ * --evil signer: a self-signed end-entity cert that is neither CA nor RA.
+ * wrongca: a CA with the issuing CA's name but a key of its own.
+ * wrongkey: a key pair the requester never saw.
+ */
+static int init_evil(struct rsp *r)
+{
+	struct rsp_pki *p = &r->pki;
+	struct spec s;
+
+	memset(&s, 0, sizeof(s));
+	switch (r->conf.evil) {
+	case EVIL_SIGNER:
+		p->evil_key = EVP_RSA_gen(2048);
+		s.cn = "scep-responder stray signer";
+		s.bc = "critical,CA:FALSE";
+		s.ku = "critical,digitalSignature";
+		break;
+	case EVIL_WRONGCA:
+		p->evil_key = EVP_RSA_gen(2048);
+		s.cn = r->conf.mode == MODE_CHAIN ? "scep-responder issuing CA" :
+		    "scep-responder CA";
+		s.bc = "critical,CA:TRUE";
+		s.ku = "critical,keyCertSign,cRLSign";
+		break;
+	case EVIL_WRONGKEY:
+		p->evil_key = EVP_RSA_gen(2048);
+		return p->evil_key != NULL ? 0 : -1;
+	default:
+		return 0;
+	}
+	if (p->evil_key == NULL)
+		return -1;
+	s.pub = p->evil_key;
+	s.not_before = NOT_BEFORE;
+	s.seconds = CA_SECONDS;
+	p->evil_cert = make_cert(&s);
+	if (p->evil_cert == NULL)
+		return -1;
+	return save(r->conf.dir, "evil", p->evil_cert, NULL);
 }
 
 int rsp_pki_init(struct rsp *r)
@@ -353,6 +422,8 @@ int rsp_pki_init(struct rsp *r)
 		rc = save(r->conf.dir, "ca", p->root, p->root_key);
 	if (rc == 0 && r->conf.next_ca)
 		rc = make_next(r);
+	if (rc == 0)
+		rc = init_evil(r);
 	if (rc != 0)
 		fprintf(stderr, "scep-responder: cannot create the CA material in %s\n",
 		    r->conf.dir);
@@ -371,6 +442,8 @@ void rsp_pki_free(struct rsp_pki *p)
 	X509_free(p->sig);
 	sk_X509_pop_free(p->next_certs, X509_free);
 	sk_X509_pop_free(p->issued, X509_free);
+	EVP_PKEY_free(p->evil_key);
+	X509_free(p->evil_cert);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -519,20 +592,27 @@ X509 *rsp_pki_issue(struct rsp *r, X509_REQ *req)
 {
 	struct rsp_pki *p = &r->pki;
 	EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
-	X509 *x;
+	X509 *x, *ca = p->ca;
+	EVP_PKEY *ca_key = p->ca_key;
 
 	if (pub == NULL)
 		return NULL;
-	x = cert_base(X509_REQ_get_subject_name(req), X509_get_subject_name(p->ca), pub,
-	    r->conf.valid_seconds);
+	if (r->conf.evil == EVIL_WRONGKEY)
+		pub = p->evil_key;
+	if (r->conf.evil == EVIL_WRONGCA) {
+		ca = p->evil_cert;
+		ca_key = p->evil_key;
+	}
+	x = cert_base(X509_REQ_get_subject_name(req), X509_get_subject_name(ca), pub,
+	    NOT_BEFORE, r->conf.valid_seconds);
 	if (x == NULL)
 		return NULL;
-	if (!add_ext(x, p->ca, NID_basic_constraints, "critical,CA:FALSE") ||
-	    !add_ext(x, p->ca, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
-	    !add_ext(x, p->ca, NID_ext_key_usage, "clientAuth,serverAuth") ||
-	    !add_ext(x, p->ca, NID_subject_key_identifier, "hash") ||
-	    !add_ext(x, p->ca, NID_authority_key_identifier, "keyid") ||
-	    !copy_san(x, req) || X509_sign(x, p->ca_key, EVP_sha256()) <= 0 ||
+	if (!add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") ||
+	    !add_ext(x, ca, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
+	    !add_ext(x, ca, NID_ext_key_usage, "clientAuth,serverAuth") ||
+	    !add_ext(x, ca, NID_subject_key_identifier, "hash") ||
+	    !add_ext(x, ca, NID_authority_key_identifier, "keyid") ||
+	    !copy_san(x, req) || X509_sign(x, ca_key, EVP_sha256()) <= 0 ||
 	    !X509_up_ref(x) || !sk_X509_push(p->issued, x)) {
 		X509_free(x);
 		return NULL;

@@ -398,10 +398,19 @@ static int add_text_attr(CMS_SignerInfo *si, int nid, int type, const char *s)
 	return CMS_signed_add1_attr_by_NID(si, nid, type, s, (int)strlen(s));
 }
 
-static int add_attrs(CMS_SignerInfo *si, const struct msg *m, const struct answer *a)
+/* --evil txid: a transactionID that differs from the request's. */
+static void other_txid(const char *txid, char *out, size_t len)
 {
-	unsigned char sn[NONCE_LEN];
-	char num[16];
+	snprintf(out, len, "X%.*s", TXID_MAX - 1, txid);
+}
+
+static int add_attrs(struct rsp *r, CMS_SignerInfo *si, const struct msg *m,
+		     const struct answer *a)
+{
+	unsigned char sn[NONCE_LEN], rn[NONCE_LEN];
+	char num[16], txid[TXID_MAX + 1];
+	const char *tx = m->txid;
+	const unsigned char *rnonce = m->nonce;
 
 	if (RAND_bytes(sn, sizeof(sn)) != 1 ||
 	    !add_text_attr(si, oid.msgtype, V_ASN1_PRINTABLESTRING, "3") ||
@@ -410,11 +419,23 @@ static int add_attrs(CMS_SignerInfo *si, const struct msg *m, const struct answe
 	snprintf(num, sizeof(num), "%d", a->status);
 	if (!add_text_attr(si, oid.status, V_ASN1_PRINTABLESTRING, num))
 		return -1;
-	if (m->txid[0] != '\0' &&
-	    !add_text_attr(si, oid.txid, V_ASN1_PRINTABLESTRING, m->txid))
+	if (r->conf.evil == EVIL_TXID) {
+		other_txid(m->txid, txid, sizeof(txid));
+		tx = txid;
+	}
+	if (r->conf.evil == EVIL_NONCE) {
+		/* Fresh random bytes: never the request's senderNonce. */
+		if (RAND_bytes(rn, sizeof(rn)) != 1)
+			return -1;
+		if (m->has_nonce && memcmp(rn, m->nonce, NONCE_LEN) == 0)
+			rn[0] ^= 0xff;
+		rnonce = rn;
+	}
+	if (tx[0] != '\0' &&
+	    !add_text_attr(si, oid.txid, V_ASN1_PRINTABLESTRING, tx))
 		return -1;
 	if (m->has_nonce && !CMS_signed_add1_attr_by_NID(si, oid.rnonce, V_ASN1_OCTET_STRING,
-	    m->nonce, NONCE_LEN))
+	    rnonce, NONCE_LEN))
 		return -1;
 	if (a->status != ST_FAILURE)
 		return 0;
@@ -466,6 +487,8 @@ static int certrep(struct rsp *r, const struct msg *m, const struct answer *a,
 	unsigned char *content = NULL;
 	int clen = 0, len, rc = -1;
 	BIO *in = NULL;
+	X509 *sig = r->pki.sig;
+	EVP_PKEY *sig_key = r->pki.sig_key;
 
 	if (a->status == ST_SUCCESS && success_content(r, m, a, &content, &clen) != 0)
 		goto out;
@@ -473,8 +496,13 @@ static int certrep(struct rsp *r, const struct msg *m, const struct answer *a,
 	cms = CMS_sign(NULL, NULL, NULL, NULL, fl);
 	if (in == NULL || cms == NULL)
 		goto out;
-	si = CMS_add1_signer(cms, r->pki.sig, r->pki.sig_key, r->conf.reply_md, fl);
-	if (si == NULL || add_attrs(si, m, a) != 0 || !CMS_final(cms, in, NULL, CMS_BINARY))
+	if (r->conf.evil == EVIL_SIGNER) {
+		/* Signed and embedded by a cert that is neither CA nor RA. */
+		sig = r->pki.evil_cert;
+		sig_key = r->pki.evil_key;
+	}
+	si = CMS_add1_signer(cms, sig, sig_key, r->conf.reply_md, fl);
+	if (si == NULL || add_attrs(r, si, m, a) != 0 || !CMS_final(cms, in, NULL, CMS_BINARY))
 		goto out;
 	resp->body = NULL;
 	len = i2d_CMS_ContentInfo(cms, &resp->body);
@@ -496,6 +524,9 @@ static void answer(struct rsp *r, const struct msg *m, const struct answer *a,
 		   struct rsp_resp *resp)
 {
 	rsp_note(resp, "status=%s", status_name(a->status));
+	if (r->conf.evil == EVIL_NONCE || r->conf.evil == EVIL_TXID ||
+	    r->conf.evil == EVIL_SIGNER)
+		rsp_note(resp, "evil=%s", rsp_evil_name(r->conf.evil));
 	if (a->status != ST_SUCCESS && a->status != ST_FAILURE && a->status != ST_PENDING)
 		rsp_note(resp, "pkistatus=%d", a->status);
 	if (a->status == ST_FAILURE)
@@ -656,6 +687,8 @@ static void issue(struct rsp *r, const struct msg *m, X509_REQ *req, struct rsp_
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
 	hex = bn != NULL ? BN_bn2hex(bn) : NULL;
 	rsp_note(resp, "serial=%s", hex != NULL ? hex : "?");
+	if (r->conf.evil == EVIL_WRONGKEY || r->conf.evil == EVIL_WRONGCA)
+		rsp_note(resp, "evil=%s", rsp_evil_name(r->conf.evil));
 	a.status = ST_SUCCESS;
 	answer(r, m, &a, resp);
 out:
