@@ -51,6 +51,8 @@ int err_exit_code(enum p11s_err e)
 }
 
 static void err_vset(const char *fmt, va_list ap, int with_ssl)
+	__attribute__((format(printf, 1, 0)));
+static void err_vset(const char *fmt, va_list ap, int with_ssl)
 {
 	size_t n;
 

@@ -101,6 +101,15 @@ build asan "$SAN" \
 	LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0" \
 	UBSAN_OPTIONS=print_stacktrace=1
 
+# libFuzzer harnesses of every parser of outside input, for a bounded time each.
+say "fuzz: ${FUZZ_SECONDS:-20} s per harness"
+if FUZZ_BUILD="$ROOT/build-fuzz" sh "$ROOT/tests/fuzz/run.sh" "${FUZZ_SECONDS:-20}"; then
+	PASSED=$((PASSED + 1))
+else
+	echo "fuzz: a harness failed (see above)"
+	FAILED=$((FAILED + 1))
+fi
+
 echo
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

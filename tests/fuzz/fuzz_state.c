@@ -1,0 +1,44 @@
+/* txn_state_load on any file content (written to a 0600 temp file). */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "fuzz_common.h"
+#include "txn_state.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fuzz_init_openssl();
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct txn_state s;
+	enum p11s_err rc;
+	char path[64];
+
+	if (fuzz_write_temp(data, size, "state", path, sizeof(path)) != 0)
+		return 0;
+	rc = txn_state_load(path, &s);
+	fuzz_report("txn_state_load", rc);
+	if (rc == P11S_OK) {
+		/* What resume reads: a loaded state is complete. */
+		if (s.req == NULL || s.signer == NULL || s.url == NULL ||
+		    s.ca_fingerprint == NULL || s.txid[0] == '\0')
+			__builtin_trap();
+		(void)X509_REQ_get_subject_name(s.req);
+	}
+	txn_state_free(&s);
+	unlink(path);
+	err_clear();
+	return 0;
+}
