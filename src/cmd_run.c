@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "certinfo.h"
+#include "rollover.h"
 #include "cmds.h"
 #include "conf.h"
 #include "status.h"
@@ -78,7 +79,7 @@ static enum p11s_err run_profile(const struct opts *base, const struct conf_prof
 	static const char *const verbs[] = { "", "enroll", "renew", "poll" };
 	struct store_view v = { 0 };
 	struct opts po = *base;
-	char state[4096], dir[4096], cert[4200], when[64];
+	char state[4096], dir[4096], cert[4200], when[64], fp[100];
 	enum run_action act;
 	enum p11s_err rc;
 	time_t due;
@@ -91,15 +92,23 @@ static enum p11s_err run_profile(const struct opts *base, const struct conf_prof
 		return rc;
 	store_read(dir, &v);
 	act = decide(&v, p->renew_at, time(NULL), &due);
+	po.cmd = act == ACT_ENROLL ? CMD_ENROLL : act == ACT_RENEW ? CMD_RENEW : CMD_POLL;
+	opts_apply_profile(&po, p);
+	po.store_dir = dir;
+	po.max_poll_time_s = 0;	/* a pass never waits: the next one polls */
+	/* The CA matters when we talk to it, or when it nears its end. */
+	if (act != ACT_NONE || (v.ca != NULL && v.next_ca == NULL &&
+				time(NULL) >= status_renew_due(v.ca, p->renew_at))) {
+		rc = rollover_check(&po, p->name, dir, &v, p->renew_at, fp, sizeof(fp));
+		if (rc != P11S_OK)
+			goto out;
+		po.ca_fingerprint = fp;
+	}
 	if (act == ACT_NONE) {
 		certinfo_time(X509_get0_notAfter(v.user), when, sizeof(when));
 		run_log(LOG_INFO, "profile %s: certificate valid until %s, nothing to do", p->name, when);
 		goto out;
 	}
-	po.cmd = act == ACT_ENROLL ? CMD_ENROLL : act == ACT_RENEW ? CMD_RENEW : CMD_POLL;
-	opts_apply_profile(&po, p);
-	po.store_dir = dir;
-	po.max_poll_time_s = 0;	/* a pass never waits: the next one polls */
 	if (act == ACT_RENEW) {
 		snprintf(cert, sizeof(cert), "%s/user/cert.pem", dir);
 		po.cert_in = cert;

@@ -7,6 +7,8 @@ int log_verbose(void);
 
 /* Only with -v: progress and per-step timings. */
 void log_v(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Always: what the agent did, one line (stderr, and syslog when stderr is no terminal). */
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Always: warnings and notes for the user. */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

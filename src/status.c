@@ -77,6 +77,8 @@ void status_build(const char *name, const char *dir, const struct store_view *v,
 	out->dir = dir;
 	out->pending = v->pending[0] ? v->pending : NULL;
 	add_row(out, "ca", v->ca, now);
+	if (v->next_ca != NULL)
+		add_row(out, "ca-next", v->next_ca, now);
 	if (v->ra[0] != NULL)
 		add_row(out, "ra", v->ra[0], now);
 	if (v->ra[1] != NULL)

@@ -10,7 +10,7 @@
 #include "store.h"
 
 struct status_row {
-	const char *name;	/* "ca", "ra", "ra-2", "usercert" */
+	const char *name;	/* "ca", "ca-next", "ra", "ra-2", "usercert" */
 	const char *status;	/* "Valid", "Expired", "NotYetValid", "Revoked", "Pending", "None" */
 	char usage[40];		/* "Signature", "Encipherment", "Signature,Encipherment", "-" */
 	time_t not_before;	/* 0 when there is no cert */
@@ -21,7 +21,7 @@ struct status_row {
 struct status_profile {
 	const char *name;
 	const char *dir;
-	struct status_row rows[4];
+	struct status_row rows[5];
 	size_t n_rows;
 	const char *pending;	/* transactionID of an open request, or NULL */
 };

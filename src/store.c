@@ -85,6 +85,34 @@ static enum p11s_err save_one(const char *dir, const char *sub, const char *name
 	return out_write_pem_certs(path, &cert, 1);
 }
 
+static X509 *read_cert(const char *dir, const char *name)
+{
+	char path[4096];
+	X509 *cert = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return NULL;
+	cert = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	return cert;
+}
+
+/* Once the next CA is the one in use, it is no longer "next". */
+static void drop_next_if_current(const char *dir, X509 *current)
+{
+	X509 *next = read_cert(dir, "ca/next-ca.pem");
+	char path[4096];
+
+	if (next != NULL && X509_cmp(next, current) == 0) {
+		snprintf(path, sizeof(path), "%s/ca/next-ca.pem", dir);
+		unlink(path);
+	}
+	X509_free(next);
+}
+
 enum p11s_err store_save(const char *dir, const struct scep_ca_set *ca, X509 *cert,
 			 STACK_OF(X509) *chain)
 {
@@ -110,6 +138,8 @@ enum p11s_err store_save(const char *dir, const struct scep_ca_set *ca, X509 *ce
 	}
 	if (rc == P11S_OK)
 		rc = save_one(dir, "user", "cert.pem", cert);
+	if (rc == P11S_OK)
+		drop_next_if_current(dir, ca->pinned ? ca->pinned : ca->ca);
 	if (rc != P11S_OK || chain == NULL)
 		return rc;
 	n = sk_X509_num(chain) < 16 ? sk_X509_num(chain) : 16;
@@ -117,6 +147,16 @@ enum p11s_err store_save(const char *dir, const struct scep_ca_set *ca, X509 *ce
 		v[i] = sk_X509_value(chain, i);
 	snprintf(path, sizeof(path), "%s/user/chain.pem", dir);
 	return out_write_pem_certs(path, v, (size_t)n);
+}
+
+enum p11s_err store_save_next_ca(const char *dir, X509 *cert)
+{
+	char path[4096];
+	enum p11s_err rc;
+
+	snprintf(path, sizeof(path), "%s/ca", dir);
+	rc = mkdirs(path);
+	return rc == P11S_OK ? save_one(dir, "ca", "next-ca.pem", cert) : rc;
 }
 
 enum p11s_err store_set_pending(const char *dir, const char *txid)
@@ -140,20 +180,6 @@ void store_clear_pending(const char *dir)
 	unlink(path);
 }
 
-static X509 *read_cert(const char *dir, const char *name)
-{
-	char path[4096];
-	X509 *cert = NULL;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "re");
-	if (f == NULL)
-		return NULL;
-	cert = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	return cert;
-}
 
 enum p11s_err store_read(const char *dir, struct store_view *v)
 {
@@ -162,6 +188,7 @@ enum p11s_err store_read(const char *dir, struct store_view *v)
 
 	memset(v, 0, sizeof(*v));
 	v->ca = read_cert(dir, "ca/ca.pem");
+	v->next_ca = read_cert(dir, "ca/next-ca.pem");
 	v->ra[0] = read_cert(dir, "ca/ra-enc.pem");
 	if (v->ra[0] == NULL)
 		v->ra[0] = read_cert(dir, "ca/ra.pem");
@@ -190,6 +217,7 @@ enum p11s_err store_read(const char *dir, struct store_view *v)
 void store_view_free(struct store_view *v)
 {
 	X509_free(v->ca);
+	X509_free(v->next_ca);
 	X509_free(v->ra[0]);
 	X509_free(v->ra[1]);
 	X509_free(v->user);

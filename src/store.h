@@ -1,6 +1,7 @@
 /*
  * A profile's directory, as appliances keep one per SCEP profile:
  *   DIR/ca/ca.pem, DIR/ca/ra-enc.pem, DIR/ca/ra-sig.pem (or ra.pem)
+ *   DIR/ca/next-ca.pem  the CA to follow at rollover (from GetNextCACert)
  *   DIR/user/cert.pem, DIR/user/chain.pem
  *   DIR/crl.pem      the last CRL getcrl fetched for the user cert
  *   DIR/pending      the transactionID of an open request (no secrets)
@@ -27,12 +28,15 @@ void store_unlock(int fd);
 /* After an issued certificate was verified and stored. */
 enum p11s_err store_save(const char *dir, const struct scep_ca_set *ca, X509 *cert,
 			 STACK_OF(X509) *chain);
+/* The CA to follow at rollover (verified by the caller: signed by the pinned CA). */
+enum p11s_err store_save_next_ca(const char *dir, X509 *cert);
 enum p11s_err store_set_pending(const char *dir, const char *txid);
 void store_clear_pending(const char *dir);
 
 /* What status shows: each may be NULL. pending: txid or "" when none. */
 struct store_view {
 	X509 *ca;
+	X509 *next_ca;
 	X509 *ra[2];		/* ra-enc (or ra), ra-sig */
 	X509 *user;
 	X509_CRL *crl;

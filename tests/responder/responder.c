@@ -203,6 +203,7 @@ void rsp_dispatch(struct rsp *r, const struct rsp_req *req, struct rsp_resp *res
 {
 	const char *op = req->operation;
 
+	rsp_pki_maybe_roll(r);
 	if (r->conf.evil == EVIL_REDIRECT) {
 		rsp_note(resp, "op=%s evil=redirect", op != NULL ? op : "none");
 		rsp_resp_text(resp, 302, "moved\n");
@@ -239,6 +240,7 @@ static void usage(FILE *f)
 	    "  [--reject FAILINFO[:TEXT]] [--status N] [--caps WORDS] [--crlf]\n"
 	    "  [--caps-status N] [--get-only] [--reply-digest sha1|sha256|sha512]\n"
 	    "  [--reply-cipher des3|aes128|aes256] [--valid-seconds N] [--next-ca]\n"
+	    "  [--ca-valid-seconds N] [--rollover-after N]   (ca mode: the next CA takes over)\n"
 	    "  [--log FILE] [--max-seconds N] [--evil MODE]\n"
 	    "MODE: nonce txid signer wrongkey wrongca truncate random huge http500\n"
 	    "  http404 http405 hang ctype redirect expired-ca notyet-ca\n");
@@ -346,7 +348,7 @@ static int parse_cipher(const char *s, const EVP_CIPHER **c)
 enum {
 	O_DIR = 256, O_PORTFILE, O_MODE, O_ORDER, O_CHALLENGE, O_RENCHAL, O_PENDING,
 	O_REJECT, O_STATUS, O_CAPS, O_CRLF, O_CAPSSTATUS, O_GETONLY, O_RDIGEST,
-	O_RCIPHER, O_VALID, O_NEXTCA, O_LOG, O_MAXSEC, O_EVIL, O_HELP
+	O_RCIPHER, O_VALID, O_NEXTCA, O_CAVALID, O_ROLL, O_LOG, O_MAXSEC, O_EVIL, O_HELP
 };
 
 static const struct option longopts[] = {
@@ -367,6 +369,8 @@ static const struct option longopts[] = {
 	{ "reply-cipher", required_argument, NULL, O_RCIPHER },
 	{ "valid-seconds", required_argument, NULL, O_VALID },
 	{ "next-ca", no_argument, NULL, O_NEXTCA },
+	{ "ca-valid-seconds", required_argument, NULL, O_CAVALID },
+	{ "rollover-after", required_argument, NULL, O_ROLL },
 	{ "log", required_argument, NULL, O_LOG },
 	{ "max-seconds", required_argument, NULL, O_MAXSEC },
 	{ "evil", required_argument, NULL, O_EVIL },
@@ -402,6 +406,8 @@ static int set_opt(struct rsp_conf *c, int o, const char *a)
 	case O_RCIPHER:		return parse_cipher(a, &c->reply_cipher);
 	case O_VALID:		return parse_long(a, 1, 100L * 366 * 86400, &c->valid_seconds);
 	case O_NEXTCA:		c->next_ca = 1; return 0;
+	case O_CAVALID:		return parse_long(a, 1, 100L * 366 * 86400, &c->ca_valid_seconds);
+	case O_ROLL:		c->next_ca = 1; return parse_long(a, 1, 86400, &c->rollover_after);
 	case O_LOG:		c->log_file = a; return 0;
 	case O_MAXSEC:		return parse_long(a, 1, 86400, &c->max_seconds);
 	case O_EVIL:		return parse_evil(a, &c->evil);
@@ -488,6 +494,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	r.conf.started = time(NULL);
 	if (rsp_pki_init(&r) != 0) {
 		ERR_print_errors_fp(stderr);
 		goto out;

@@ -6,6 +6,8 @@
 #define SCEP_RESPONDER_H
 
 #include <stddef.h>
+#include <time.h>
+
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -54,6 +56,9 @@ struct rsp_conf {
 	const EVP_CIPHER *reply_cipher;
 	long valid_seconds;
 	int next_ca;
+	long ca_valid_seconds;		/* --ca-valid-seconds: a CA near its end; 0 = 10 years */
+	long rollover_after;		/* --rollover-after: seconds until the next CA takes over */
+	time_t started;
 	long max_seconds;
 	enum rsp_evil evil;
 };
@@ -77,6 +82,8 @@ struct rsp_pki {
 	EVP_PKEY *sig_key;		/* replies are signed by this */
 	X509 *sig;
 	STACK_OF(X509) *next_certs;	/* GetNextCACert; NULL without --next-ca */
+	EVP_PKEY *next_key;		/* the next CA's key, for --rollover-after */
+	int rolled;
 	STACK_OF(X509) *issued;
 	/* --evil signer: a stray signer; wrongca: a CA of the same name; wrongkey: a key. */
 	EVP_PKEY *evil_key;
@@ -128,6 +135,8 @@ int rsp_pki_init(struct rsp *r);
 void rsp_pki_free(struct rsp_pki *p);
 int rsp_pki_cacert(struct rsp *r, struct rsp_resp *resp);
 int rsp_pki_nextca(struct rsp *r, struct rsp_resp *resp);
+/* --rollover-after: once its time has come, the next CA replaces the current one. */
+void rsp_pki_maybe_roll(struct rsp *r);
 X509 *rsp_pki_issue(struct rsp *r, X509_REQ *req);	/* new ref, NULL on error */
 X509 *rsp_pki_find_issued(struct rsp *r, const ASN1_INTEGER *serial);
 int rsp_pki_is_issued(struct rsp *r, X509 *cert);

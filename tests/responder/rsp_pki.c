@@ -170,11 +170,18 @@ static int save(const char *dir, const char *base, X509 *cert, EVP_PKEY *key)
 	return key != NULL ? write_pem(dir, name, NULL, key) : 0;
 }
 
+/* --ca-valid-seconds for the first CA (a CA near its end, for rollover tests). */
+static long first_ca_seconds;
+
 /* The validity window of the CA that GetCACert serves (--evil expired-ca, notyet-ca). */
 static void ca_window(enum rsp_evil evil, long *not_before, long *seconds)
 {
 	*not_before = NOT_BEFORE;
 	*seconds = CA_SECONDS;
+	if (first_ca_seconds > 0) {
+		*seconds = first_ca_seconds;
+		first_ca_seconds = 0;	/* the next CA gets a normal life */
+	}
 	if (evil == EVIL_EXPIRED_CA) {
 		*not_before = -30L * 86400;
 		*seconds = -86400L;
@@ -273,6 +280,8 @@ static int make_next(struct rsp *r)
 	}
 	if (save(r->conf.dir, "next-ca", ca, k) != 0)
 		goto out;
+	EVP_PKEY_up_ref(k);
+	p->next_key = k;
 	X509_up_ref(ca);
 	if (push_new(p->next_certs, ca) != 0)
 		goto out;
@@ -407,6 +416,7 @@ int rsp_pki_init(struct rsp *r)
 		fprintf(stderr, "scep-responder: cannot create %s: %s\n", path, strerror(errno));
 		return -1;
 	}
+	first_ca_seconds = r->conf.ca_valid_seconds;
 	switch (r->conf.mode) {
 	case MODE_NDES:
 		rc = init_ndes(r);
@@ -430,8 +440,37 @@ int rsp_pki_init(struct rsp *r)
 	return rc;
 }
 
+void rsp_pki_maybe_roll(struct rsp *r)
+{
+	struct rsp_pki *p = &r->pki;
+	X509 *next;
+
+	if (r->conf.rollover_after <= 0 || p->rolled || p->next_key == NULL ||
+	    r->conf.mode != MODE_CA || time(NULL) < r->conf.started + r->conf.rollover_after)
+		return;
+	next = sk_X509_value(p->next_certs, 0);
+	EVP_PKEY_free(p->root_key);
+	X509_free(p->root);
+	EVP_PKEY_free(p->ca_key);
+	X509_free(p->ca);
+	EVP_PKEY_free(p->enc_key);
+	X509_free(p->enc);
+	EVP_PKEY_free(p->sig_key);
+	X509_free(p->sig);
+	share(&p->root_key, &p->root, p->next_key, next);
+	share(&p->ca_key, &p->ca, p->next_key, next);
+	share(&p->enc_key, &p->enc, p->next_key, next);
+	share(&p->sig_key, &p->sig, p->next_key, next);
+	p->rolled = 1;
+	if (r->log != NULL) {
+		fprintf(r->log, "op=rollover the next CA is now the CA\n");
+		fflush(r->log);
+	}
+}
+
 void rsp_pki_free(struct rsp_pki *p)
 {
+	EVP_PKEY_free(p->next_key);
 	EVP_PKEY_free(p->root_key);
 	X509_free(p->root);
 	EVP_PKEY_free(p->ca_key);
