@@ -1,6 +1,5 @@
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,24 +12,10 @@
 #include "rollover.h"
 #include "cmds.h"
 #include "conf.h"
+#include "log.h"
 #include "status.h"
 #include "store.h"
 #include "txn_state.h"
-
-/* One line per profile and action: on stderr, and to syslog when no one watches a terminal. */
-static void run_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void run_log(int prio, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "p11scep: %s\n", line);
-	if (!isatty(STDERR_FILENO))
-		syslog(prio, "%s", line);
-}
 
 /* post-enroll-command, through /bin/sh, with the profile and cert in its environment. */
 static enum p11s_err run_hook(const struct conf_profile *p, const char *dir)
@@ -106,7 +91,7 @@ static enum p11s_err run_profile(const struct opts *base, const struct conf_prof
 	}
 	if (act == ACT_NONE) {
 		certinfo_time(X509_get0_notAfter(v.user), when, sizeof(when));
-		run_log(LOG_INFO, "profile %s: certificate valid until %s, nothing to do", p->name, when);
+		log_event(LOG_INFO, "profile %s: certificate valid until %s, nothing to do", p->name, when);
 		goto out;
 	}
 	if (act == ACT_RENEW) {
@@ -116,12 +101,12 @@ static enum p11s_err run_profile(const struct opts *base, const struct conf_prof
 	err_clear();
 	rc = act == ACT_ENROLL ? cmd_enroll(&po) : act == ACT_RENEW ? cmd_renew(&po) : cmd_poll(&po);
 	if (rc == P11S_E_PENDING) {
-		run_log(LOG_NOTICE, "profile %s: %s: request pending at the CA", p->name, verbs[act]);
+		log_event(LOG_NOTICE, "profile %s: %s: request pending at the CA", p->name, verbs[act]);
 		rc = P11S_OK;
 		goto out;
 	}
 	if (rc == P11S_OK) {
-		run_log(LOG_NOTICE, "profile %s: %s: certificate issued and stored", p->name, verbs[act]);
+		log_event(LOG_NOTICE, "profile %s: %s: certificate issued and stored", p->name, verbs[act]);
 		rc = run_hook(p, dir);
 	}
 out:
@@ -157,7 +142,7 @@ enum p11s_err cmd_run(const struct opts *o)
 		rc = run_profile(o, p);
 		if (rc == P11S_OK)
 			continue;
-		run_log(LOG_ERR, "profile %s: failed: %s", p->name, err_msg()[0] ? err_msg() : err_str(rc));
+		log_event(LOG_ERR, "profile %s: failed: %s", p->name, err_msg()[0] ? err_msg() : err_str(rc));
 		if (n_failed++ == 0)
 			first = rc;
 		snprintf(failed + strlen(failed), sizeof(failed) - strlen(failed), "%s%s",

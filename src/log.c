@@ -33,17 +33,34 @@ void log_v(const char *fmt, ...)
 	va_end(ap);
 }
 
-void log_info(const char *fmt, ...)
+static void log_vevent(int prio, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void log_vevent(int prio, const char *fmt, va_list ap)
 {
 	char line[1024];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	fprintf(stderr, "p11scep: %s\n", line);
+	if (!isatty(STDERR_FILENO))
+		syslog(prio, "%s", line);
+}
+
+void log_event(int prio, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	log_vevent(prio, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "p11scep: %s\n", line);
-	if (!isatty(STDERR_FILENO))
-		syslog(LOG_NOTICE, "%s", line);
+}
+
+void log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vevent(LOG_NOTICE, fmt, ap);
+	va_end(ap);
 }
 
 void log_warn(const char *fmt, ...)

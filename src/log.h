@@ -9,6 +9,8 @@ int log_verbose(void);
 void log_v(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Always: what the agent did, one line (stderr, and syslog when stderr is no terminal). */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same at a syslog priority (LOG_INFO, LOG_NOTICE, LOG_ERR). */
+void log_event(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Always: warnings and notes for the user. */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
