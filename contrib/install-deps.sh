@@ -8,7 +8,8 @@ build-essential autoconf automake pkg-config clang libclang-rt-14-dev
 libssl-dev libp11-dev libcurl4-openssl-dev libinih-dev libjson-c-dev libcmocka-dev
 softhsm2 scep opensc p11-kit
 curl openssl ca-certificates jq valgrind
-iproute2 procps util-linux coreutils diffutils
+iproute2 procps util-linux coreutils diffutils time socat gdb
+swtpm swtpm-tools libtpm2-pkcs11-1 libtpm2-pkcs11-tools tpm2-tools strongswan-pki libstrongswan-extra-plugins
 "
 
 if [ "$(id -u)" -eq 0 ]; then

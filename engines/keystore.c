@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "keystore.h"
@@ -26,6 +27,24 @@ enum p11s_err ks_open(const struct ks_params *p, struct ks **out)
 	}
 	return err_set(P11S_E_USAGE, "key URI scheme '%.*s' is not supported: use pkcs11:",
 		       (int)n, p->uri);
+}
+
+void ks_keep_open(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (backends[i]->keep_open != NULL)
+			backends[i]->keep_open();
+}
+
+void ks_close_shared(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (backends[i]->close_shared != NULL)
+			backends[i]->close_shared();
 }
 
 void ks_close(struct ks *ks)
@@ -72,4 +91,29 @@ enum p11s_err ks_store_cert(struct ks *ks, X509 *cert)
 enum p11s_err ks_store_ca_cert(struct ks *ks, X509 *cert)
 {
 	return ks->be->store_ca_cert(ks, cert);
+}
+
+enum p11s_err ks_info(struct ks *ks, struct ks_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (ks->be->info == NULL)
+		return err_set(P11S_E_USAGE, "the %s key store cannot describe itself",
+			       ks->be->scheme);
+	return ks->be->info(ks, out);
+}
+
+void ks_info_free(struct ks_info *info)
+{
+	size_t i;
+
+	if (info == NULL)
+		return;
+	for (i = 0; i < info->n_objs; i++) {
+		free(info->objs[i].label);
+		free(info->objs[i].id);
+		X509_free(info->objs[i].cert);
+	}
+	free(info->objs);
+	free(info->module);
+	memset(info, 0, sizeof(*info));
 }

@@ -11,11 +11,12 @@
 
 #include "err.h"
 
-enum ks_keytype { KS_KEY_RSA = 1 };
+enum ks_keytype { KS_KEY_RSA = 1, KS_KEY_EC = 2 };
 
 struct ks_keyspec {
 	enum ks_keytype type;
-	unsigned int bits;		/* 2048, 3072, 4096 */
+	unsigned int bits;		/* RSA: 2048, 3072, 4096; EC: the NIST
+					 * curve's size, 256 (P-256) or 384 (P-384) */
 	int fresh_id;			/* ignore the URI's id=: a new random CKA_ID
 					 * (key rollover at renewal; same label) */
 };
@@ -41,7 +42,61 @@ struct ks_params {
 	const char *module;	/* overrides the URI's module-path; may be NULL */
 	ks_pin_cb pin_cb;	/* may be NULL: then a PIN must be in the URI */
 	void *pin_arg;
+	int login_optional;	/* when the URI names no PIN and pin_cb has none,
+				 * open without logging in (token-info) */
 };
+
+/* ------------------------------------------------------------ token-info */
+
+/* One mechanism p11scep uses, as the module reports it (C_GetMechanismInfo). */
+struct ks_mech {
+	const char *name;	/* "RSA key pair generation" */
+	const char *ckm;	/* "CKM_RSA_PKCS_KEY_PAIR_GEN" */
+	const char *use;	/* what p11scep needs it for */
+	int offered;		/* in C_GetMechanismList */
+	int usable;		/* offered with the flags p11scep needs */
+	unsigned long min_size, max_size;	/* as the module gives them */
+	char flags[64];		/* the flags that matter, e.g. "sign decrypt" */
+};
+
+enum ks_obj_class { KS_OBJ_PRIVKEY = 1, KS_OBJ_PUBKEY, KS_OBJ_CERT };
+
+/* A key or certificate in the token. Attributes the module does not give
+ * are -1 (flags), 0 (bits) or NULL. */
+struct ks_object {
+	enum ks_obj_class cls;
+	char *label;
+	unsigned char *id;	/* CKA_ID; id_len 0: empty */
+	size_t id_len;
+	char key_type[24];	/* keys: "RSA", "EC P-256", "EC", "?" */
+	unsigned int bits;	/* keys: modulus or curve size */
+	int is_private;		/* CKA_PRIVATE */
+	int sensitive, always_sensitive, extractable, never_extractable, local;
+	X509 *cert;		/* certificates: the decoded CKA_VALUE */
+	int selected;		/* the URI's key, its public key and certificate */
+};
+
+#define KS_INFO_FLAGS 16
+#define KS_INFO_MECHS 8
+
+struct ks_info {
+	char *module;		/* the module's path */
+	char lib_manufacturer[33], lib_description[33];	/* C_GetInfo */
+	unsigned int lib_major, lib_minor, cryptoki_major, cryptoki_minor;
+	char slot_description[65];
+	char label[33], manufacturer[33], model[17], serial[17];	/* C_GetTokenInfo */
+	const char *flags[KS_INFO_FLAGS];	/* token flags set, by name */
+	size_t n_flags;
+	int logged_in;
+	struct ks_mech mechs[KS_INFO_MECHS];
+	size_t n_mechs;
+	struct ks_object *objs;	/* private keys, public keys, certificates */
+	size_t n_objs;
+	char selection[256];	/* which key the URI selects, or why none is marked */
+};
+
+/* NULL-safe; frees what a backend's info filled in. */
+void ks_info_free(struct ks_info *info);
 
 struct ks_backend;
 
@@ -78,7 +133,9 @@ struct ks_backend {
 	enum p11s_err (*remove_key)(struct ks *ks, const struct ks_key_id *id);
 	/* Generate a key pair in the token (sensitive, not extractable), with the
 	 * URI's object label and id (a fresh random id when the URI has none or
-	 * spec->fresh_id is set). It becomes the current key. */
+	 * spec->fresh_id is set). It becomes the current key. An EC key can sign
+	 * and, when the module offers ECDH, derive (CMS key agreement); a type
+	 * the token's mechanisms cannot make is P11S_E_TOKEN naming what lacks. */
 	enum p11s_err (*generate_key)(struct ks *ks, const struct ks_keyspec *spec,
 				      EVP_PKEY **out);
 	/* The certificate beside the current key (same CKA_ID); P11S_E_NOTFOUND if none. */
@@ -91,6 +148,14 @@ struct ks_backend {
 	 * public key; no duplicates. (libp11 0.4.12 cannot set
 	 * CKA_CERTIFICATE_CATEGORY, so it is not marked as an authority.) */
 	enum p11s_err (*store_ca_cert)(struct ks *ks, X509 *cert);
+	/* What the module and token say of themselves, the mechanisms p11scep
+	 * uses, and the keys and certificates (private keys only when logged
+	 * in); the URI's key is marked. *out is cleared first: ks_info_free. */
+	enum p11s_err (*info)(struct ks *ks, struct ks_info *out);
+	/* From ks_keep_open(1) to ks_close_shared(): handles opened on a module
+	 * already loaded share its load and its token logins (p11scep run). */
+	void (*keep_open)(void);
+	void (*close_shared)(void);
 };
 
 /* Picks the backend by the URI's scheme and opens it. */
@@ -104,6 +169,11 @@ enum p11s_err ks_remove_key(struct ks *ks, const struct ks_key_id *id);
 enum p11s_err ks_find_cert(struct ks *ks, X509 **out);
 enum p11s_err ks_store_cert(struct ks *ks, X509 *cert);
 enum p11s_err ks_store_ca_cert(struct ks *ks, X509 *cert);
+enum p11s_err ks_info(struct ks *ks, struct ks_info *out);
+/* For many keys in one process: modules stay loaded and tokens logged in
+ * until ks_close_shared(), which runs after every handle is closed. */
+void ks_keep_open(void);
+void ks_close_shared(void);
 
 extern const struct ks_backend ks_pkcs11_backend;
 

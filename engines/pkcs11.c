@@ -13,18 +13,22 @@
  */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <libp11.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include "keystore.h"
+#include "log.h"
 #include "secret.h"
 #include "uri.h"
 
@@ -52,6 +56,7 @@ struct p11ks {
 	PKCS11_SLOT *slots;
 	unsigned int nslots;
 	PKCS11_TOKEN *token;
+	int logged_in;			/* 0: opened without a PIN (token-info) */
 	char label[80];			/* the token's, printable, for messages */
 	/* The current key: the one last found or generated. Certs go beside
 	 * it and remove_key spares it. */
@@ -63,10 +68,26 @@ struct p11ks {
 	/* Objects we removed that libp11 0.4.12 still lists: see is_gone(). */
 	const void **gone;
 	size_t ngone;
+	/* Sharing (ks_keep_open): a handle that borrows the context, slots and
+	 * login of its module's owner; the owner counts its borrowers per token. */
+	struct p11ks *owner;
+	struct token_login *logins;
+	size_t nlogins;
 };
 
-/* libp11 breaks with two contexts on one module: allow one open handle. */
+struct token_login {
+	PKCS11_SLOT *slot;
+	unsigned int users;		/* borrowed handles using it now */
+	int logged_in;
+};
+
+/* libp11 breaks with two contexts on one module: a single command opens one
+ * handle; with ks_keep_open, each module gets one owner that stays loaded. */
 static int ctx_in_use;
+static int keep_open;
+#define OWNERS_MAX 8
+static struct p11ks *owners[OWNERS_MAX];
+static size_t n_owners;
 
 static void p11_close(struct ks *ks);
 
@@ -133,6 +154,7 @@ static enum p11s_err load_module(struct p11ks *k, const char *module)
 		return P11S_E_TOKEN;
 	}
 	k->loaded = 1;
+	log_v("loaded PKCS#11 module %s", path);
 	/* SoftHSM leaves harmless DSO errors behind. */
 	ERR_clear_error();
 	if (PKCS11_enumerate_slots(k->ctx, &k->slots, &k->nslots) != 0) {
@@ -297,19 +319,32 @@ static enum p11s_err login(struct p11ks *k, const struct ks_params *p)
 	ERR_clear_error();
 	if (PKCS11_open_session(slot, 1) != 0)
 		return token_fail(k, "opening a read-write session");
+	k->logged_in = !k->token->loginRequired;
 	if (!k->token->loginRequired)
 		return P11S_OK;
 	pin[0] = '\0';
 	rc = get_pin(k, p, pin, sizeof(pin));
+	/* Only a PIN nobody gave is forgiven; a bad pin-source is still an error. */
+	if (rc == P11S_E_PIN && p->login_optional && k->uri.pin_source == NULL &&
+	    k->uri.pin_value == NULL) {
+		err_clear();
+		return P11S_OK;
+	}
 	if (rc != P11S_OK)
 		goto out;
 	ERR_clear_error();
-	if (PKCS11_login(slot, 0, pin) != 0)
+	if (PKCS11_login(slot, 0, pin) != 0) {
 		rc = login_fail(k);
+	} else {
+		k->logged_in = 1;
+		log_v("logged in to token '%s'", token_label(k));
+	}
 out:
 	secret_wipe(pin, sizeof(pin));
 	return rc;
 }
+
+static enum p11s_err open_shared(const struct ks_params *p, struct ks **out);
 
 static enum p11s_err p11_open(const struct ks_params *p, struct ks **out)
 {
@@ -317,6 +352,8 @@ static enum p11s_err p11_open(const struct ks_params *p, struct ks **out)
 	enum p11s_err rc;
 
 	*out = NULL;
+	if (keep_open)
+		return open_shared(p, out);
 	if (ctx_in_use)
 		return err_set(P11S_E_INTERNAL, "a PKCS#11 key store is already open in this process");
 	k = calloc(1, sizeof(*k));
@@ -348,12 +385,18 @@ fail:
 	return rc;
 }
 
+static void close_borrowed(struct p11ks *k);
+
 static void p11_close(struct ks *ks)
 {
 	struct p11ks *k = (struct p11ks *)ks;
 
 	if (k == NULL)
 		return;
+	if (k->owner != NULL) {
+		close_borrowed(k);
+		return;
+	}
 	EVP_PKEY_free(k->key_pub);
 	if (k->slots != NULL)
 		PKCS11_release_all_slots(k->ctx, k->slots, k->nslots);
@@ -366,8 +409,159 @@ static void p11_close(struct ks *ks)
 	free(k->key_label);
 	free(k->key_id);
 	free(k->gone);
+	free(k->logins);
 	free(k);
 	ctx_in_use = 0;
+}
+
+/* ------------------------------------------------------------ sharing (p11scep run) */
+
+static struct token_login *login_of(struct p11ks *o, PKCS11_SLOT *slot)
+{
+	struct token_login *l;
+	size_t i;
+
+	for (i = 0; i < o->nlogins; i++) {
+		if (o->logins[i].slot == slot)
+			return &o->logins[i];
+	}
+	l = realloc(o->logins, (o->nlogins + 1) * sizeof(*l));
+	if (l == NULL)
+		return NULL;
+	o->logins = l;
+	l = &o->logins[o->nlogins++];
+	memset(l, 0, sizeof(*l));
+	l->slot = slot;
+	return l;
+}
+
+/* The owner of the module's load: found, or made by loading it. */
+static enum p11s_err module_owner(const char *path, struct p11ks **out)
+{
+	struct p11ks *o;
+	enum p11s_err rc;
+	size_t i;
+
+	*out = NULL;
+	for (i = 0; i < n_owners; i++) {
+		if (strcmp(owners[i]->module, path) == 0) {
+			*out = owners[i];
+			return P11S_OK;
+		}
+	}
+	if (n_owners == OWNERS_MAX)
+		return err_set(P11S_E_USAGE, "more than %d PKCS#11 modules in one run", OWNERS_MAX);
+	o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory opening the key store");
+	o->base.be = &ks_pkcs11_backend;
+	rc = load_module(o, path);
+	if (rc != P11S_OK) {
+		p11_close(&o->base);
+		return rc;
+	}
+	owners[n_owners++] = o;
+	*out = o;
+	return P11S_OK;
+}
+
+/*
+ * A handle of its own (URI, current key) on the owner's context and slots.
+ * Its token is logged in once while any handle uses it; when the last one
+ * lets go, the token is logged out, which also unloads the keys it used (a
+ * TPM holds only two loaded keys per login).
+ */
+static enum p11s_err open_shared(const struct ks_params *p, struct ks **out)
+{
+	struct p11ks *k, *o = NULL;
+	struct token_login *l;
+	const char *path;
+	enum p11s_err rc;
+
+	k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory opening the key store");
+	k->base.be = &ks_pkcs11_backend;
+	rc = p11_uri_parse(p->uri, &k->uri);
+	if (rc != P11S_OK)
+		goto fail;
+	if (k->uri.type != NULL && strcmp(k->uri.type, "private") != 0) {
+		rc = err_set(P11S_E_USAGE, "the key URI has type=%s: leave type= out or write type=private",
+			     k->uri.type);
+		goto fail;
+	}
+	path = p->module ? p->module : k->uri.module_path ? k->uri.module_path : P11SCEP_DEFAULT_MODULE;
+	rc = module_owner(path, &o);
+	if (rc != P11S_OK)
+		goto fail;
+	k->module = strdup(o->module);
+	if (k->module == NULL) {
+		rc = err_set(P11S_E_NOMEM, "out of memory opening the key store");
+		goto fail;
+	}
+	k->owner = o;
+	k->ctx = o->ctx;
+	k->slots = o->slots;
+	k->nslots = o->nslots;
+	rc = pick_token(k);
+	if (rc != P11S_OK)
+		goto fail;
+	l = login_of(o, k->token->slot);
+	if (l == NULL) {
+		rc = err_set(P11S_E_NOMEM, "out of memory opening the key store");
+		goto fail;
+	}
+	if (!l->logged_in) {
+		rc = login(k, p);
+		if (rc != P11S_OK)
+			goto fail;
+		l->logged_in = k->logged_in;
+	}
+	k->logged_in = l->logged_in;
+	l->users++;
+	*out = &k->base;
+	return P11S_OK;
+fail:
+	k->token = NULL;	/* no login of ours to give back */
+	close_borrowed(k);
+	return rc;
+}
+
+static void close_borrowed(struct p11ks *k)
+{
+	struct token_login *l = NULL;
+	size_t i;
+
+	for (i = 0; k->token != NULL && i < k->owner->nlogins; i++) {
+		if (k->owner->logins[i].slot == k->token->slot)
+			l = &k->owner->logins[i];
+	}
+	if (l != NULL && l->users > 0 && --l->users == 0 && l->logged_in) {
+		PKCS11_logout(l->slot);
+		ERR_clear_error();
+		l->logged_in = 0;
+	}
+	EVP_PKEY_free(k->key_pub);
+	p11_uri_free(&k->uri);
+	free(k->module);
+	free(k->key_label);
+	free(k->key_id);
+	free(k);
+}
+
+static void p11_keep_open(void)
+{
+	keep_open = 1;
+}
+
+static void p11_close_shared(void)
+{
+	size_t i;
+
+	for (i = 0; i < n_owners; i++)
+		p11_close(&owners[i]->base);
+	n_owners = 0;
+	keep_open = 0;
 }
 
 /* ------------------------------------------------------------ removed objects */
@@ -381,6 +575,8 @@ static int is_gone(const struct p11ks *k, const void *p)
 {
 	size_t i;
 
+	if (k->owner != NULL)
+		k = k->owner;
 	for (i = 0; p != NULL && i < k->ngone; i++) {
 		if (k->gone[i] == p)
 			return 1;
@@ -392,6 +588,8 @@ static enum p11s_err mark_gone(struct p11ks *k, const void *p)
 {
 	const void **g;
 
+	if (k->owner != NULL)
+		k = k->owner;
 	g = realloc(k->gone, (k->ngone + 1) * sizeof(*g));
 	if (g == NULL)
 		return err_set(P11S_E_NOMEM, "out of memory");
@@ -846,12 +1044,351 @@ static enum p11s_err p11_current_id(struct ks *ks, struct ks_key_id *out)
 	return P11S_OK;
 }
 
+/* ------------------------------------------------------------ the module's own functions */
+
+/*
+ * libp11 0.4.12 generates only RSA keys and keeps the module's function list
+ * private, so EC key generation calls the module directly. The few PKCS#11
+ * v2.40 types it needs are declared here (the headers are not a build
+ * dependency); their layout is the Unix ABI of pkcs11.h: CK_ULONG is unsigned
+ * long, structures are not packed.
+ */
+typedef unsigned long ck_ulong;
+
+struct ck_attr {
+	ck_ulong type;
+	void *value;
+	ck_ulong len;
+};
+
+struct ck_mech {
+	ck_ulong mech;
+	void *param;
+	ck_ulong param_len;
+};
+
+struct ck_mech_info {
+	ck_ulong min_size;
+	ck_ulong max_size;
+	ck_ulong flags;
+};
+
+struct ck_info {
+	unsigned char cryptoki_version[2];
+	unsigned char manufacturer[32];
+	ck_ulong flags;
+	unsigned char description[32];
+	unsigned char library_version[2];
+};
+
+struct ck_token_info {
+	unsigned char label[32];
+	unsigned char manufacturer[32];
+	unsigned char model[16];
+	unsigned char serial[16];
+	ck_ulong flags;
+	ck_ulong counts[10];		/* sessions, PIN lengths, memory */
+	unsigned char versions[4];	/* hardware, firmware */
+	unsigned char utc_time[16];
+};
+
+typedef ck_ulong (*ck_unused_fn)(void);
+
+/* CK_FUNCTION_LIST in the standard's order; slots we never call are unused[]. */
+struct ck_functions {
+	unsigned char version[2];
+	ck_ulong (*C_Initialize)(void *args);
+	ck_ulong (*C_Finalize)(void *reserved);
+	ck_ulong (*C_GetInfo)(struct ck_info *info);
+	ck_unused_fn unused3;
+	ck_ulong (*C_GetSlotList)(unsigned char present, ck_ulong *slots, ck_ulong *count);
+	ck_unused_fn unused5;
+	ck_ulong (*C_GetTokenInfo)(ck_ulong slot, struct ck_token_info *info);
+	ck_ulong (*C_GetMechanismList)(ck_ulong slot, ck_ulong *mechs, ck_ulong *count);
+	ck_ulong (*C_GetMechanismInfo)(ck_ulong slot, ck_ulong mech, struct ck_mech_info *info);
+	ck_unused_fn unused9_11[3];
+	ck_ulong (*C_OpenSession)(ck_ulong slot, ck_ulong flags, void *app,
+				  ck_ulong (*notify)(ck_ulong, ck_ulong, void *),
+				  ck_ulong *session);
+	ck_ulong (*C_CloseSession)(ck_ulong session);
+	ck_unused_fn unused14_23[10];
+	ck_ulong (*C_GetAttributeValue)(ck_ulong session, ck_ulong obj, struct ck_attr *attrs,
+					ck_ulong n);
+	ck_unused_fn unused25;
+	ck_ulong (*C_FindObjectsInit)(ck_ulong session, struct ck_attr *attrs, ck_ulong n);
+	ck_ulong (*C_FindObjects)(ck_ulong session, ck_ulong *objs, ck_ulong max, ck_ulong *n);
+	ck_ulong (*C_FindObjectsFinal)(ck_ulong session);
+	ck_unused_fn unused29_58[30];
+	ck_ulong (*C_GenerateKeyPair)(ck_ulong session, struct ck_mech *mech,
+				      struct ck_attr *pub, ck_ulong npub,
+				      struct ck_attr *priv, ck_ulong npriv,
+				      ck_ulong *pub_obj, ck_ulong *priv_obj);
+	ck_unused_fn unused60_67[8];
+};
+
+#define CKR_OK				0x000UL
+#define CKR_MECHANISM_INVALID		0x070UL
+#define CKR_CRYPTOKI_NOT_INITIALIZED	0x190UL
+#define CKF_RW_SESSION			0x002UL
+#define CKF_SERIAL_SESSION		0x004UL
+#define CKF_SIGN			0x800UL
+#define CKF_GENERATE_KEY_PAIR		0x10000UL
+#define CKF_DERIVE			0x80000UL
+#define CKO_PUBLIC_KEY			2UL
+#define CKO_PRIVATE_KEY			3UL
+#define CKK_EC				3UL
+#define CKA_CLASS			0x000UL
+#define CKA_TOKEN			0x001UL
+#define CKA_PRIVATE			0x002UL
+#define CKA_LABEL			0x003UL
+#define CKA_KEY_TYPE			0x100UL
+#define CKA_ID				0x102UL
+#define CKA_SENSITIVE			0x103UL
+#define CKA_SIGN			0x108UL
+#define CKA_VERIFY			0x10AUL
+#define CKA_DERIVE			0x10CUL
+#define CKA_EXTRACTABLE			0x162UL
+#define CKA_EC_PARAMS			0x180UL
+#define CKM_EC_KEY_PAIR_GEN		0x1040UL
+#define CKM_ECDSA			0x1041UL
+#define CKM_ECDH1_DERIVE		0x1050UL
+/* For the RSA size check and token-info. */
+#define CKR_ATTRIBUTE_SENSITIVE		0x011UL
+#define CK_UNAVAILABLE			(~0UL)
+#define CKF_ENCRYPT			0x100UL
+#define CKF_DECRYPT			0x200UL
+#define CKF_VERIFY			0x2000UL
+#define CKO_CERTIFICATE			1UL
+#define CKK_RSA				0UL
+#define CKC_X_509			0UL
+#define CKA_VALUE			0x011UL
+#define CKA_CERTIFICATE_TYPE		0x080UL
+#define CKA_MODULUS			0x120UL
+#define CKA_MODULUS_BITS		0x121UL
+#define CKA_LOCAL			0x163UL
+#define CKA_NEVER_EXTRACTABLE		0x164UL
+#define CKA_ALWAYS_SENSITIVE		0x165UL
+#define CKM_RSA_PKCS_KEY_PAIR_GEN	0x000UL
+#define CKM_RSA_PKCS			0x001UL
+#define CKM_SHA256_RSA_PKCS		0x040UL
+#define CKM_SHA512_RSA_PKCS		0x042UL
+
+/* The names of the CKR_* values a key generation most often meets. */
+static const char *ckr_name(ck_ulong rv)
+{
+	static const struct { ck_ulong rv; const char *name; } names[] = {
+		{ 0x005, "CKR_GENERAL_ERROR" }, { 0x006, "CKR_FUNCTION_FAILED" },
+		{ 0x007, "CKR_ARGUMENTS_BAD" }, { 0x012, "CKR_ATTRIBUTE_TYPE_INVALID" },
+		{ 0x013, "CKR_ATTRIBUTE_VALUE_INVALID" }, { 0x030, "CKR_DEVICE_ERROR" },
+		{ 0x031, "CKR_DEVICE_MEMORY" }, { 0x054, "CKR_FUNCTION_NOT_SUPPORTED" },
+		{ 0x070, "CKR_MECHANISM_INVALID" }, { 0x0B3, "CKR_SESSION_HANDLE_INVALID" },
+		{ 0x0B5, "CKR_SESSION_READ_ONLY" }, { 0x0D0, "CKR_TEMPLATE_INCOMPLETE" },
+		{ 0x0D1, "CKR_TEMPLATE_INCONSISTENT" }, { 0x0E1, "CKR_TOKEN_NOT_RECOGNIZED" },
+		{ 0x0E2, "CKR_TOKEN_WRITE_PROTECTED" }, { 0x101, "CKR_USER_NOT_LOGGED_IN" },
+		{ 0x130, "CKR_DOMAIN_PARAMS_INVALID" }, { 0x150, "CKR_BUFFER_TOO_SMALL" },
+		{ 0x190, "CKR_CRYPTOKI_NOT_INITIALIZED" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (names[i].rv == rv)
+			return names[i].name;
+	}
+	return "see the module's documentation";
+}
+
+static enum p11s_err raw_fail(const struct p11ks *k, const char *what, ck_ulong rv)
+{
+	return err_set(P11S_E_TOKEN, "%s failed on token '%s' (module %s): CKR 0x%lX (%s)",
+		       what, token_label(k), k->module, rv, ckr_name(rv));
+}
+
+/* The module's functions, in a session of our own on the token. */
+struct raw {
+	void *dl;
+	struct ck_functions *f;
+	int own_init;		/* we initialised this instance: finalise it */
+	ck_ulong slot;
+	ck_ulong session;
+	int have_session;
+};
+
+static void raw_close(struct raw *r)
+{
+	if (r->have_session)
+		r->f->C_CloseSession(r->session);
+	if (r->own_init)
+		r->f->C_Finalize(NULL);
+	if (r->dl != NULL)
+		dlclose(r->dl);
+	memset(r, 0, sizeof(*r));
+}
+
+/* A fixed-width, blank-padded PKCS#11 string equals s (libp11 trims them). */
+static int padded_eq(const unsigned char *field, size_t n, const char *s)
+{
+	size_t len = s != NULL ? strlen(s) : 0, i;
+
+	if (len > n || (len > 0 && memcmp(field, s, len) != 0))
+		return 0;
+	for (i = len; i < n; i++) {
+		if (field[i] != ' ')
+			return 0;
+	}
+	return 1;
+}
+
+static int raw_is_our_token(const struct p11ks *k, struct raw *r, ck_ulong slot)
+{
+	struct ck_token_info ti;
+
+	if (r->f->C_GetTokenInfo(slot, &ti) != CKR_OK)
+		return 0;
+	return padded_eq(ti.label, sizeof(ti.label), k->token->label) &&
+	       padded_eq(ti.serial, sizeof(ti.serial), k->token->serialnr);
+}
+
+/*
+ * Our token's slot as this function list numbers it: libp11's slot id when
+ * the token there is ours (label and serial), else the one slot that holds it.
+ */
+static enum p11s_err raw_find_slot(const struct p11ks *k, struct raw *r)
+{
+	ck_ulong want = PKCS11_get_slotid_from_slot(k->token->slot), slots[64], n = 64, i;
+	unsigned int found = 0;
+
+	if (raw_is_our_token(k, r, want)) {
+		r->slot = want;
+		return P11S_OK;
+	}
+	if (r->f->C_GetSlotList(1, slots, &n) != CKR_OK || n > 64)
+		return err_set(P11S_E_TOKEN, "module %s does not list its slots to a second caller",
+			       k->module);
+	for (i = 0; i < n; i++) {
+		if (raw_is_our_token(k, r, slots[i]) && found++ == 0)
+			r->slot = slots[i];
+	}
+	if (found != 1)
+		return err_set(P11S_E_TOKEN, "module %s shows token '%s' %s to a second caller",
+			       k->module, token_label(k), found == 0 ? "not at all" : "twice");
+	return P11S_OK;
+}
+
+static enum p11s_err raw_functions(const struct p11ks *k, struct raw *r)
+{
+	ck_ulong (*get_list)(struct ck_functions **);
+	void *sym;
+
+	/* The module is loaded: RTLD_NOLOAD hands us libp11's copy, never a second one. */
+	r->dl = dlopen(k->module, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+	sym = r->dl != NULL ? dlsym(r->dl, "C_GetFunctionList") : NULL;
+	if (sym == NULL)
+		return err_set(P11S_E_TOKEN, "cannot reach C_GetFunctionList of module %s", k->module);
+	memcpy(&get_list, &sym, sizeof(get_list));	/* POSIX: a symbol is a function */
+	if (get_list(&r->f) != CKR_OK || r->f == NULL)
+		return err_set(P11S_E_TOKEN, "module %s gave no function list", k->module);
+	if (r->f->version[0] < 2)
+		return err_set(P11S_E_TOKEN, "module %s speaks PKCS#11 %u.%u: 2.x is needed",
+			       k->module, r->f->version[0], r->f->version[1]);
+	return P11S_OK;
+}
+
+/* p11-kit's proxy gives each C_GetFunctionList caller a fresh instance,
+ * which needs its own C_Initialize (and C_Finalize after). */
+static enum p11s_err raw_init(const struct p11ks *k, struct raw *r)
+{
+	ck_ulong n = 0, rv;
+
+	rv = r->f->C_GetSlotList(1, NULL, &n);
+	if (rv != CKR_CRYPTOKI_NOT_INITIALIZED)
+		return P11S_OK;
+	rv = r->f->C_Initialize(NULL);
+	if (rv != CKR_OK)
+		return raw_fail(k, "initialising the module a second time", rv);
+	r->own_init = 1;
+	return P11S_OK;
+}
+
+/* A session of our own (read-write if rw); it shares libp11's login, which
+ * belongs to the application, not to a session. */
+static enum p11s_err raw_open(const struct p11ks *k, struct raw *r, int rw)
+{
+	enum p11s_err rc;
+	ck_ulong rv;
+
+	memset(r, 0, sizeof(*r));
+	rc = raw_functions(k, r);
+	if (rc == P11S_OK)
+		rc = raw_init(k, r);
+	if (rc == P11S_OK)
+		rc = raw_find_slot(k, r);
+	if (rc != P11S_OK)
+		goto fail;
+	rv = r->f->C_OpenSession(r->slot, CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0), NULL,
+				 NULL, &r->session);
+	if (rv != CKR_OK) {
+		rc = raw_fail(k, rw ? "opening a read-write session" : "opening a session", rv);
+		goto fail;
+	}
+	r->have_session = 1;
+	return P11S_OK;
+fail:
+	raw_close(r);
+	return rc;
+}
+
+#define RAW_MECHS_MAX	4096
+
+/* The slot's mechanisms (C_GetMechanismList); *list is free()d by the caller.
+ * Ask C_GetMechanismInfo only about listed ones: some modules (tpm2-pkcs11)
+ * log an error on stderr for every mechanism they lack. */
+static enum p11s_err raw_mech_list(const struct p11ks *k, struct raw *r, ck_ulong **list,
+				   ck_ulong *n)
+{
+	ck_ulong rv;
+
+	*list = NULL;
+	*n = 0;
+	rv = r->f->C_GetMechanismList(r->slot, NULL, n);
+	if (rv != CKR_OK)
+		return raw_fail(k, "listing the mechanisms", rv);
+	if (*n > RAW_MECHS_MAX)
+		return err_set(P11S_E_TOKEN, "module %s says it has %lu mechanisms: too many",
+			       k->module, *n);
+	*list = calloc(*n + 1, sizeof(**list));
+	if (*list == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory listing the mechanisms");
+	rv = r->f->C_GetMechanismList(r->slot, *list, n);
+	if (rv == CKR_OK)
+		return P11S_OK;
+	free(*list);
+	*list = NULL;
+	return raw_fail(k, "listing the mechanisms", rv);
+}
+
+static int mech_listed(const ck_ulong *list, ck_ulong n, ck_ulong mech)
+{
+	ck_ulong i;
+
+	for (i = 0; i < n; i++) {
+		if (list[i] == mech)
+			return 1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------ generation */
 
 static enum p11s_err check_keyspec(const struct ks_keyspec *spec)
 {
+	if (spec->type == KS_KEY_EC) {
+		if (spec->bits != 256 && spec->bits != 384)
+			return err_set(P11S_E_USAGE, "EC P-%u is not offered: use P-256 or P-384",
+				       spec->bits);
+		return P11S_OK;
+	}
 	if (spec->type != KS_KEY_RSA)
-		return err_set(P11S_E_USAGE, "only RSA keys can be generated in the token");
+		return err_set(P11S_E_USAGE, "only RSA and EC keys can be generated in the token");
 	if (spec->bits != 2048 && spec->bits != 3072 && spec->bits != 4096)
 		return err_set(P11S_E_USAGE, "RSA-%u is not offered: use 2048, 3072 or 4096 bits",
 			       spec->bits);
@@ -875,11 +1412,85 @@ static enum p11s_err check_id_free(struct p11ks *k, const unsigned char *id, siz
 	return rc;
 }
 
+/*
+ * The RSA sizes the token says it generates (C_GetMechanismInfo), checked
+ * before asking: a TPM makes keys of up to 3072 bits and answers a 4096-bit
+ * request with a bare CKR_GENERAL_ERROR. A module that cannot be asked is
+ * left to answer the generation itself.
+ */
+static enum p11s_err rsa_sizes(const struct p11ks *k, unsigned int bits)
+{
+	struct ck_mech_info mi;
+	struct raw r;
+	ck_ulong rv;
+
+	if (raw_open(k, &r, 0) != P11S_OK) {
+		err_clear();
+		return P11S_OK;
+	}
+	rv = r.f->C_GetMechanismInfo(r.slot, CKM_RSA_PKCS_KEY_PAIR_GEN, &mi);
+	raw_close(&r);
+	if (rv == CKR_MECHANISM_INVALID || (rv == CKR_OK && !(mi.flags & CKF_GENERATE_KEY_PAIR)))
+		return err_set(P11S_E_TOKEN, "token '%s' (module %s) cannot generate RSA keys "
+			       "(no CKM_RSA_PKCS_KEY_PAIR_GEN)", token_label(k), k->module);
+	if (rv != CKR_OK || mi.max_size == 0 || (bits >= mi.min_size && bits <= mi.max_size))
+		return P11S_OK;
+	return err_set(P11S_E_TOKEN, "token '%s' generates RSA keys of %lu to %lu bits, not %u: "
+		       "use --key-type rsa:%u", token_label(k), mi.min_size, mi.max_size, bits,
+		       mi.max_size >= 3072 ? 3072 : 2048);
+}
+
+/*
+ * A renewal goes on using the current key after making the new one: it signs
+ * the request and decrypts the reply. So it is used once before: a current
+ * key that cannot sign fails the renewal before a new key is left behind,
+ * and a token that holds only a few keys loaded at a time has it loaded
+ * before the new pair arrives (a TPM without a resource manager has three
+ * object slots: a new pair stays loaded in two, and loading one more key
+ * needs its parent in the third).
+ */
+static enum p11s_err use_current_key(struct p11ks *k)
+{
+	static const unsigned char msg[] = "p11scep: the current key before a new one";
+	unsigned char *sig = NULL;
+	EVP_MD_CTX *md = NULL;
+	EVP_PKEY *pk = NULL;
+	PKCS11_KEY *key;
+	size_t len = 0;
+	enum p11s_err rc;
+
+	if (!k->have_key || k->key_id_len == 0)
+		return P11S_OK;
+	rc = lookup_id(k, NULL, k->key_id, k->key_id_len, &key);
+	if (rc == P11S_E_NOTFOUND)
+		return err_set(P11S_E_TOKEN, "key '%s' left token '%s' before the new key was made",
+			       k->key_label, token_label(k));
+	if (rc != P11S_OK)
+		return rc;
+	ERR_clear_error();
+	pk = PKCS11_get_private_key(key);
+	md = EVP_MD_CTX_new();
+	if (pk == NULL || md == NULL ||
+	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, pk) != 1 ||
+	    EVP_DigestSign(md, NULL, &len, msg, sizeof(msg)) != 1 ||
+	    (sig = OPENSSL_malloc(len)) == NULL ||
+	    EVP_DigestSign(md, sig, &len, msg, sizeof(msg)) != 1)
+		rc = token_fail(k, "signing with the current key before making a new one");
+	OPENSSL_free(sig);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
 static enum p11s_err generate_rsa(struct p11ks *k, unsigned int bits,
 				  unsigned char *id, size_t id_len)
 {
+	enum p11s_err rc;
 	int r;
 
+	rc = rsa_sizes(k, bits);
+	if (rc != P11S_OK)
+		return rc;
 	ERR_clear_error();
 	/* The only key generation libp11 0.4.12 offers; its successor
 	 * PKCS11_keygen arrives in 0.4.14. RSA, e = 65537, sensitive,
@@ -891,6 +1502,118 @@ static enum p11s_err generate_rsa(struct p11ks *k, unsigned int bits,
 	if (r != 0)
 		return token_fail(k, "RSA key generation");
 	return P11S_OK;
+}
+
+static int ec_curve_nid(unsigned int bits)
+{
+	return bits == 256 ? NID_X9_62_prime256v1 : bits == 384 ? NID_secp384r1 : NID_undef;
+}
+
+/*
+ * What the module says it can do with EC keys: generate a pair of this size
+ * and sign with ECDSA, or no EC key is of use. ECDH (for replies encrypted by
+ * key agreement) is allowed on the key only when offered. Sizes are compared
+ * only when given in bits as the standard says: some modules give bytes.
+ */
+/* The module's word on a mechanism it lists: 1 with *mi filled, or 0. */
+static int mech_info(struct raw *r, const ck_ulong *list, ck_ulong n, ck_ulong mech,
+		     ck_ulong need, struct ck_mech_info *mi)
+{
+	return mech_listed(list, n, mech) &&
+	       r->f->C_GetMechanismInfo(r->slot, mech, mi) == CKR_OK &&
+	       (mi->flags & need) == need;
+}
+
+/*
+ * What the module says it can do with EC keys: generate a pair of this size
+ * and sign with ECDSA, or no EC key is of use. ECDH (for replies encrypted by
+ * key agreement) is allowed on the key only when offered. Sizes are compared
+ * only when given in bits as the standard says: some modules give bytes.
+ */
+static enum p11s_err ec_mechanisms(const struct p11ks *k, struct raw *r, unsigned int bits,
+				   int *derive)
+{
+	struct ck_mech_info mi;
+	ck_ulong *list, n;
+	enum p11s_err rc;
+
+	*derive = 0;
+	rc = raw_mech_list(k, r, &list, &n);
+	if (rc != P11S_OK)
+		return rc;
+	if (!mech_info(r, list, n, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, &mi))
+		rc = err_set(P11S_E_TOKEN, "token '%s' (module %s) cannot generate EC keys "
+			     "(no CKM_EC_KEY_PAIR_GEN): use --key-type rsa:2048",
+			     token_label(k), k->module);
+	else if (mi.max_size >= 256 && (bits < mi.min_size || bits > mi.max_size))
+		rc = err_set(P11S_E_TOKEN, "token '%s' generates EC keys of %lu to %lu bits, "
+			     "not %u: choose another --key-type", token_label(k),
+			     mi.min_size, mi.max_size, bits);
+	else if (!mech_info(r, list, n, CKM_ECDSA, CKF_SIGN, &mi))
+		rc = err_set(P11S_E_TOKEN, "token '%s' (module %s) cannot sign with EC keys "
+			     "(no CKM_ECDSA): use --key-type rsa:2048", token_label(k), k->module);
+	else
+		*derive = mech_info(r, list, n, CKM_ECDH1_DERIVE, CKF_DERIVE, &mi);
+	free(list);
+	return rc;
+}
+
+/* The pair as PKCS#11 v2.40 describes it: the curve by its OID, a private
+ * half that is sensitive, never extractable and private to the user. */
+static enum p11s_err ec_keypair(const struct p11ks *k, struct raw *r, const unsigned char *params,
+				size_t params_len, int derive, unsigned char *id, size_t id_len)
+{
+	unsigned char yes = 1, no = 0;
+	char *label = k->uri.object;
+	struct ck_attr pub[] = {
+		{ CKA_TOKEN, &yes, 1 },
+		{ CKA_VERIFY, &yes, 1 },
+		{ CKA_EC_PARAMS, (void *)params, params_len },
+		{ CKA_LABEL, label, strlen(label) },
+		{ CKA_ID, id, id_len },
+	};
+	struct ck_attr priv[] = {
+		{ CKA_TOKEN, &yes, 1 },
+		{ CKA_PRIVATE, &yes, 1 },
+		{ CKA_SENSITIVE, &yes, 1 },
+		{ CKA_EXTRACTABLE, &no, 1 },
+		{ CKA_SIGN, &yes, 1 },
+		{ CKA_LABEL, label, strlen(label) },
+		{ CKA_ID, id, id_len },
+		{ CKA_DERIVE, &yes, 1 },	/* last: left out without ECDH */
+	};
+	struct ck_mech mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	ck_ulong npriv = sizeof(priv) / sizeof(priv[0]) - (derive ? 0 : 1);
+	ck_ulong pub_obj = 0, priv_obj = 0, rv;
+
+	rv = r->f->C_GenerateKeyPair(r->session, &mech, pub, sizeof(pub) / sizeof(pub[0]),
+				     priv, npriv, &pub_obj, &priv_obj);
+	if (rv != CKR_OK)
+		return raw_fail(k, "EC key generation", rv);
+	return P11S_OK;
+}
+
+static enum p11s_err generate_ec(struct p11ks *k, unsigned int bits, unsigned char *id,
+				 size_t id_len)
+{
+	ASN1_OBJECT *curve = OBJ_nid2obj(ec_curve_nid(bits));
+	unsigned char *params = NULL;
+	struct raw r;
+	int params_len, derive = 0;
+	enum p11s_err rc;
+
+	params_len = curve != NULL ? i2d_ASN1_OBJECT(curve, &params) : -1;
+	if (params_len <= 0)
+		return err_set_ssl(P11S_E_INTERNAL, "cannot encode the EC curve P-%u", bits);
+	rc = raw_open(k, &r, 1);
+	if (rc == P11S_OK) {
+		rc = ec_mechanisms(k, &r, bits, &derive);
+		if (rc == P11S_OK)
+			rc = ec_keypair(k, &r, params, (size_t)params_len, derive, id, id_len);
+		raw_close(&r);
+	}
+	OPENSSL_free(params);
+	return rc;
 }
 
 /*
@@ -920,9 +1643,14 @@ static enum p11s_err p11_generate_key(struct ks *ks, const struct ks_keyspec *sp
 		id_len = sizeof(fresh);
 	}
 	rc = check_id_free(k, id, id_len);
+	if (rc == P11S_OK)
+		rc = use_current_key(k);
 	if (rc != P11S_OK)
 		return rc;
-	rc = generate_rsa(k, spec->bits, id, id_len);
+	if (spec->type == KS_KEY_EC)
+		rc = generate_ec(k, spec->bits, id, id_len);
+	else
+		rc = generate_rsa(k, spec->bits, id, id_len);
 	if (rc != P11S_OK)
 		return rc;
 	rc = take_id(k, k->uri.object, id, id_len, out);
@@ -1181,6 +1909,489 @@ static enum p11s_err p11_store_ca_cert(struct ks *ks, X509 *cert)
 	return rc;
 }
 
+/* ------------------------------------------------------------ token-info */
+
+/* What token-info reads stops here: a module's answers are not trusted. */
+#define INFO_OBJS_MAX	1024
+#define INFO_ATTR_MAX	(1024 * 1024)
+
+/* A blank-padded PKCS#11 string as printable text. */
+static void info_str(char *dst, size_t n, const unsigned char *src, size_t len)
+{
+	size_t i;
+
+	while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\0'))
+		len--;
+	for (i = 0; i < len && i + 1 < n; i++)
+		dst[i] = src[i] < 0x20 || src[i] == 0x7f ? '?' : (char)src[i];
+	dst[i] = '\0';
+}
+
+static void info_library(struct raw *r, struct ks_info *out)
+{
+	struct ck_info ci;
+
+	if (r->f->C_GetInfo(&ci) != CKR_OK)
+		return;
+	info_str(out->lib_manufacturer, sizeof(out->lib_manufacturer), ci.manufacturer,
+		 sizeof(ci.manufacturer));
+	info_str(out->lib_description, sizeof(out->lib_description), ci.description,
+		 sizeof(ci.description));
+	out->cryptoki_major = ci.cryptoki_version[0];
+	out->cryptoki_minor = ci.cryptoki_version[1];
+	out->lib_major = ci.library_version[0];
+	out->lib_minor = ci.library_version[1];
+}
+
+static const struct {
+	ck_ulong bit;
+	const char *name;
+} token_flags[] = {
+	{ 0x400, "initialized" }, { 0x004, "login-required" }, { 0x008, "user-pin-set" },
+	{ 0x001, "rng" }, { 0x002, "write-protected" }, { 0x100, "protected-auth-path" },
+	{ 0x040, "clock" }, { 0x10000, "user-pin-count-low" }, { 0x20000, "user-pin-final-try" },
+	{ 0x40000, "user-pin-locked" }, { 0x80000, "user-pin-to-be-changed" },
+	{ 0x400000, "so-pin-locked" },
+};
+
+static enum p11s_err info_token(const struct p11ks *k, struct raw *r, struct ks_info *out)
+{
+	struct ck_token_info ti;
+	ck_ulong rv;
+	size_t i;
+
+	rv = r->f->C_GetTokenInfo(r->slot, &ti);
+	if (rv != CKR_OK)
+		return raw_fail(k, "reading the token information", rv);
+	info_str(out->label, sizeof(out->label), ti.label, sizeof(ti.label));
+	info_str(out->manufacturer, sizeof(out->manufacturer), ti.manufacturer,
+		 sizeof(ti.manufacturer));
+	info_str(out->model, sizeof(out->model), ti.model, sizeof(ti.model));
+	info_str(out->serial, sizeof(out->serial), ti.serial, sizeof(ti.serial));
+	for (i = 0; i < sizeof(token_flags) / sizeof(token_flags[0]); i++) {
+		if ((ti.flags & token_flags[i].bit) && out->n_flags < KS_INFO_FLAGS)
+			out->flags[out->n_flags++] = token_flags[i].name;
+	}
+	return P11S_OK;
+}
+
+/* The mechanisms p11scep's key operations come down to, with libp11 0.4.12:
+ * OpenSSL hashes, the token signs or decrypts the raw block. */
+static const struct {
+	ck_ulong mech, need;
+	const char *name, *ckm, *use;
+} used_mechs[] = {
+	{ CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, "RSA key generation",
+	  "CKM_RSA_PKCS_KEY_PAIR_GEN", "new RSA keys" },
+	{ CKM_RSA_PKCS, CKF_SIGN | CKF_DECRYPT, "RSA PKCS#1 v1.5", "CKM_RSA_PKCS",
+	  "RSA signatures, decrypting replies" },
+	{ CKM_SHA256_RSA_PKCS, CKF_SIGN, "SHA-256 with RSA", "CKM_SHA256_RSA_PKCS",
+	  "not needed: OpenSSL hashes, CKM_RSA_PKCS signs" },
+	{ CKM_SHA512_RSA_PKCS, CKF_SIGN, "SHA-512 with RSA", "CKM_SHA512_RSA_PKCS",
+	  "not needed: OpenSSL hashes, CKM_RSA_PKCS signs" },
+	{ CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, "EC key generation",
+	  "CKM_EC_KEY_PAIR_GEN", "new EC keys" },
+	{ CKM_ECDSA, CKF_SIGN, "ECDSA", "CKM_ECDSA", "EC signatures" },
+	{ CKM_ECDH1_DERIVE, CKF_DERIVE, "ECDH", "CKM_ECDH1_DERIVE",
+	  "EC replies by key agreement (else password-based)" },
+};
+
+static const struct {
+	ck_ulong bit;
+	const char *name;
+} mech_flag_names[] = {
+	{ 0x1, "hw" }, { CKF_GENERATE_KEY_PAIR, "generate" }, { CKF_SIGN, "sign" },
+	{ CKF_VERIFY, "verify" }, { CKF_ENCRYPT, "encrypt" }, { CKF_DECRYPT, "decrypt" },
+	{ CKF_DERIVE, "derive" },
+};
+
+static void mech_flags(char *buf, size_t n, ck_ulong flags)
+{
+	size_t i;
+
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(mech_flag_names) / sizeof(mech_flag_names[0]); i++) {
+		if (!(flags & mech_flag_names[i].bit))
+			continue;
+		if (buf[0] != '\0')
+			append_clean(buf, n, " ");
+		append_clean(buf, n, mech_flag_names[i].name);
+	}
+}
+
+static void info_mech(struct raw *r, const ck_ulong *list, ck_ulong n, size_t i,
+		      struct ks_mech *m)
+{
+	struct ck_mech_info mi;
+
+	m->name = used_mechs[i].name;
+	m->ckm = used_mechs[i].ckm;
+	m->use = used_mechs[i].use;
+	m->offered = mech_listed(list, n, used_mechs[i].mech);
+	if (!m->offered || r->f->C_GetMechanismInfo(r->slot, used_mechs[i].mech, &mi) != CKR_OK)
+		return;
+	m->min_size = mi.min_size;
+	m->max_size = mi.max_size;
+	m->usable = (mi.flags & used_mechs[i].need) == used_mechs[i].need;
+	mech_flags(m->flags, sizeof(m->flags), mi.flags);
+}
+
+static enum p11s_err info_mechs(const struct p11ks *k, struct raw *r, struct ks_info *out)
+{
+	ck_ulong *list, n;
+	size_t i;
+	enum p11s_err rc;
+
+	rc = raw_mech_list(k, r, &list, &n);
+	if (rc != P11S_OK)
+		return rc;
+	for (i = 0; i < sizeof(used_mechs) / sizeof(used_mechs[0]) && i < KS_INFO_MECHS; i++)
+		info_mech(r, list, n, i, &out->mechs[out->n_mechs++]);
+	free(list);
+	return P11S_OK;
+}
+
+/* One attribute's value, allocated with a NUL after it: 1, or 0 when the
+ * module gives none, or -1 out of memory. */
+static int attr_get(struct raw *r, ck_ulong obj, ck_ulong type, unsigned char **val,
+		    size_t *len)
+{
+	struct ck_attr a = { type, NULL, 0 };
+	ck_ulong size;
+	unsigned char *v;
+
+	*val = NULL;
+	*len = 0;
+	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK ||
+	    a.len == CK_UNAVAILABLE || a.len > INFO_ATTR_MAX)
+		return 0;
+	size = a.len;
+	v = malloc(size + 1);
+	if (v == NULL)
+		return -1;
+	a.value = v;
+	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK || a.len > size) {
+		free(v);
+		return 0;
+	}
+	v[a.len] = '\0';
+	*val = v;
+	*len = a.len;
+	return 1;
+}
+
+/* A CK_BBOOL attribute: 1, 0, or -1 when the module gives none. */
+static int attr_bool(struct raw *r, ck_ulong obj, ck_ulong type)
+{
+	unsigned char b = 0;
+	struct ck_attr a = { type, &b, 1 };
+
+	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK || a.len != 1)
+		return -1;
+	return b != 0;
+}
+
+static int attr_ulong(struct raw *r, ck_ulong obj, ck_ulong type, ck_ulong *v)
+{
+	struct ck_attr a = { type, v, sizeof(*v) };
+
+	*v = 0;
+	return r->f->C_GetAttributeValue(r->session, obj, &a, 1) == CKR_OK &&
+	       a.len == sizeof(*v);
+}
+
+static const struct {
+	int nid;
+	const char *name;
+	unsigned int bits;
+} info_curves[] = {
+	{ NID_X9_62_prime256v1, "P-256", 256 }, { NID_secp384r1, "P-384", 384 },
+	{ NID_secp521r1, "P-521", 521 }, { NID_secp224r1, "P-224", 224 },
+	{ NID_X9_62_prime192v1, "P-192", 192 },
+};
+
+/* CKA_EC_PARAMS holds the curve's OID (namedCurve). */
+static void info_ec(const unsigned char *params, size_t len, struct ks_object *o)
+{
+	const unsigned char *p = params;
+	ASN1_OBJECT *oid = len <= INFO_ATTR_MAX ? d2i_ASN1_OBJECT(NULL, &p, (long)len) : NULL;
+	int nid = oid != NULL ? OBJ_obj2nid(oid) : NID_undef;
+	size_t i;
+
+	ASN1_OBJECT_free(oid);
+	snprintf(o->key_type, sizeof(o->key_type), "EC");
+	for (i = 0; i < sizeof(info_curves) / sizeof(info_curves[0]); i++) {
+		if (info_curves[i].nid == nid) {
+			snprintf(o->key_type, sizeof(o->key_type), "EC %s", info_curves[i].name);
+			o->bits = info_curves[i].bits;
+		}
+	}
+}
+
+static unsigned int modulus_bits(const unsigned char *m, size_t len)
+{
+	BIGNUM *bn = BN_bin2bn(m, (int)len, NULL);
+	unsigned int bits = bn != NULL ? (unsigned int)BN_num_bits(bn) : 0;
+
+	BN_free(bn);
+	return bits;
+}
+
+static int info_key(struct raw *r, ck_ulong obj, struct ks_object *o)
+{
+	unsigned char *v;
+	size_t len;
+	ck_ulong type, bits;
+	int got = 0;
+
+	o->sensitive = attr_bool(r, obj, CKA_SENSITIVE);
+	o->always_sensitive = attr_bool(r, obj, CKA_ALWAYS_SENSITIVE);
+	o->extractable = attr_bool(r, obj, CKA_EXTRACTABLE);
+	o->never_extractable = attr_bool(r, obj, CKA_NEVER_EXTRACTABLE);
+	o->local = attr_bool(r, obj, CKA_LOCAL);
+	snprintf(o->key_type, sizeof(o->key_type), "?");
+	if (!attr_ulong(r, obj, CKA_KEY_TYPE, &type))
+		return 0;
+	if (type == CKK_EC) {
+		got = attr_get(r, obj, CKA_EC_PARAMS, &v, &len);
+		if (got > 0)
+			info_ec(v, len, o);
+		else
+			snprintf(o->key_type, sizeof(o->key_type), "EC");
+		free(v);
+		return got < 0 ? -1 : 0;
+	}
+	if (type != CKK_RSA) {
+		snprintf(o->key_type, sizeof(o->key_type), "type 0x%lX", type);
+		return 0;
+	}
+	snprintf(o->key_type, sizeof(o->key_type), "RSA");
+	if (attr_ulong(r, obj, CKA_MODULUS_BITS, &bits) && bits > 0 && bits <= 65536) {
+		o->bits = (unsigned int)bits;
+		return 0;
+	}
+	got = attr_get(r, obj, CKA_MODULUS, &v, &len);
+	if (got > 0)
+		o->bits = modulus_bits(v, len);
+	free(v);
+	return got < 0 ? -1 : 0;
+}
+
+static int info_cert(struct raw *r, ck_ulong obj, struct ks_object *o)
+{
+	const unsigned char *p;
+	unsigned char *v;
+	size_t len;
+	ck_ulong type;
+	int got;
+
+	if (!attr_ulong(r, obj, CKA_CERTIFICATE_TYPE, &type) || type != CKC_X_509)
+		return 0;
+	got = attr_get(r, obj, CKA_VALUE, &v, &len);
+	if (got > 0) {
+		p = v;
+		o->cert = d2i_X509(NULL, &p, (long)len);
+		ERR_clear_error();
+	}
+	free(v);
+	return got < 0 ? -1 : 0;
+}
+
+/* Control characters in a label from the token become '?'. */
+static void clean_label(char *s)
+{
+	for (; s != NULL && *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+	}
+}
+
+static enum p11s_err info_object(struct raw *r, ck_ulong obj, enum ks_obj_class cls,
+				 struct ks_object *o)
+{
+	unsigned char *label;
+	size_t len;
+	int got;
+
+	memset(o, 0, sizeof(*o));
+	o->cls = cls;
+	o->sensitive = o->always_sensitive = o->extractable = -1;
+	o->never_extractable = o->local = -1;
+	got = attr_get(r, obj, CKA_LABEL, &label, &len);
+	o->label = (char *)label;
+	clean_label(o->label);
+	if (got >= 0)
+		got = attr_get(r, obj, CKA_ID, &o->id, &o->id_len);
+	o->is_private = attr_bool(r, obj, CKA_PRIVATE);
+	if (got >= 0)
+		got = cls == KS_OBJ_CERT ? info_cert(r, obj, o) : info_key(r, obj, o);
+	if (got < 0)
+		return err_set(P11S_E_NOMEM, "out of memory reading the token's objects");
+	return P11S_OK;
+}
+
+/* The handles of every object of a class (those the session may see). */
+static enum p11s_err find_class(const struct p11ks *k, struct raw *r, ck_ulong cls,
+				ck_ulong *objs, size_t max, size_t *n)
+{
+	struct ck_attr tmpl = { CKA_CLASS, &cls, sizeof(cls) };
+	ck_ulong got, rv;
+
+	*n = 0;
+	rv = r->f->C_FindObjectsInit(r->session, &tmpl, 1);
+	if (rv != CKR_OK)
+		return raw_fail(k, "searching the token's objects", rv);
+	do {
+		got = 0;
+		rv = r->f->C_FindObjects(r->session, objs + *n, max - *n, &got);
+		if (rv != CKR_OK || got > max - *n)
+			break;
+		*n += got;
+	} while (got > 0 && *n < max);
+	r->f->C_FindObjectsFinal(r->session);
+	if (rv != CKR_OK)
+		return raw_fail(k, "searching the token's objects", rv);
+	if (got > max - *n)
+		return err_set(P11S_E_TOKEN, "module %s found more objects than it was asked for",
+			       k->module);
+	return P11S_OK;
+}
+
+/* A private key's size the module keeps to itself: its public key's. */
+static void bits_from_public(struct ks_info *out)
+{
+	struct ks_object *o, *p;
+	size_t i, j;
+
+	for (i = 0; i < out->n_objs; i++) {
+		o = &out->objs[i];
+		for (j = 0; o->cls == KS_OBJ_PRIVKEY && o->bits == 0 && j < out->n_objs; j++) {
+			p = &out->objs[j];
+			if (p->cls == KS_OBJ_PUBKEY && o->id_len > 0 &&
+			    id_equal(o->id, o->id_len, p->id, p->id_len) &&
+			    strcmp(o->key_type, p->key_type) == 0)
+				o->bits = p->bits;
+		}
+	}
+}
+
+/* The objects of one class, appended to out->objs. */
+static enum p11s_err info_class(const struct p11ks *k, struct raw *r, ck_ulong cko,
+				enum ks_obj_class cls, ck_ulong *objs, struct ks_info *out)
+{
+	struct ks_object *more;
+	size_t i, n;
+	enum p11s_err rc;
+
+	rc = find_class(k, r, cko, objs, INFO_OBJS_MAX, &n);
+	if (rc != P11S_OK || n == 0)
+		return rc;
+	more = realloc(out->objs, (out->n_objs + n) * sizeof(*more));
+	if (more == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory listing the token's objects");
+	out->objs = more;
+	for (i = 0; i < n; i++) {
+		/* counted first: ks_info_free frees what a failure left half read */
+		rc = info_object(r, objs[i], cls, &out->objs[out->n_objs++]);
+		if (rc != P11S_OK)
+			return rc;
+	}
+	return P11S_OK;
+}
+
+static enum p11s_err info_objects(const struct p11ks *k, struct raw *r, struct ks_info *out)
+{
+	ck_ulong *objs;
+	enum p11s_err rc;
+
+	objs = calloc(INFO_OBJS_MAX, sizeof(*objs));
+	if (objs == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory listing the token's objects");
+	rc = info_class(k, r, CKO_PRIVATE_KEY, KS_OBJ_PRIVKEY, objs, out);
+	if (rc == P11S_OK)
+		rc = info_class(k, r, CKO_PUBLIC_KEY, KS_OBJ_PUBKEY, objs, out);
+	if (rc == P11S_OK)
+		rc = info_class(k, r, CKO_CERTIFICATE, KS_OBJ_CERT, objs, out);
+	free(objs);
+	bits_from_public(out);
+	return rc;
+}
+
+/* Marks the key the URI selects (as enroll would choose it), its public key
+ * and certificates; or says why none is marked. */
+static enum p11s_err info_select(struct p11ks *k, struct ks_info *out)
+{
+	struct ks_object *o;
+	enum p11s_err rc;
+	size_t i;
+
+	out->selection[0] = '\0';
+	if (k->uri.object == NULL && k->uri.id == NULL) {
+		append_clean(out->selection, sizeof(out->selection),
+			     "the key URI names no key (object=, id=)");
+		return P11S_OK;
+	}
+	if (!k->logged_in) {
+		append_clean(out->selection, sizeof(out->selection),
+			     "not logged in: private keys are hidden, none is marked");
+		return P11S_OK;
+	}
+	rc = select_uri_key(k, NULL);
+	if (rc == P11S_E_NOTFOUND || rc == P11S_E_USAGE) {
+		append_clean(out->selection, sizeof(out->selection), rc == P11S_E_NOTFOUND ?
+			     "no private key matches the key URI" : err_msg());
+		err_clear();
+		return P11S_OK;
+	}
+	if (rc != P11S_OK)
+		return rc;
+	for (i = 0; i < out->n_objs; i++) {
+		o = &out->objs[i];
+		if (!id_equal(o->id, o->id_len, k->key_id, k->key_id_len))
+			continue;
+		if ((o->cls == KS_OBJ_PRIVKEY || k->key_id_len == 0) &&
+		    strcmp(o->label != NULL ? o->label : "", k->key_label) != 0)
+			continue;
+		o->selected = 1;
+	}
+	append_clean(out->selection, sizeof(out->selection), "the key URI selects '");
+	append_clean(out->selection, sizeof(out->selection), k->key_label);
+	append_clean(out->selection, sizeof(out->selection), "' (marked *)");
+	return P11S_OK;
+}
+
+static enum p11s_err p11_info(struct ks *ks, struct ks_info *out)
+{
+	struct p11ks *k = (struct p11ks *)ks;
+	const char *desc = k->token->slot->description;
+	struct raw r;
+	enum p11s_err rc;
+
+	memset(out, 0, sizeof(*out));
+	out->module = strdup(k->module);
+	if (out->module == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory");
+	out->logged_in = k->logged_in;
+	if (desc != NULL)
+		info_str(out->slot_description, sizeof(out->slot_description),
+			 (const unsigned char *)desc, strlen(desc));
+	rc = raw_open(k, &r, 0);
+	if (rc == P11S_OK) {
+		info_library(&r, out);
+		rc = info_token(k, &r, out);
+		if (rc == P11S_OK)
+			rc = info_mechs(k, &r, out);
+		if (rc == P11S_OK)
+			rc = info_objects(k, &r, out);
+		raw_close(&r);
+	}
+	if (rc == P11S_OK)
+		rc = info_select(k, out);
+	if (rc != P11S_OK)
+		ks_info_free(out);
+	return rc;
+}
+
 const struct ks_backend ks_pkcs11_backend = {
 	.scheme = "pkcs11",
 	.open = p11_open,
@@ -1193,4 +2404,7 @@ const struct ks_backend ks_pkcs11_backend = {
 	.find_cert = p11_find_cert,
 	.store_cert = p11_store_cert,
 	.store_ca_cert = p11_store_ca_cert,
+	.info = p11_info,
+	.keep_open = p11_keep_open,
+	.close_shared = p11_close_shared,
 };

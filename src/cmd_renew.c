@@ -69,12 +69,20 @@ static enum p11s_err roll_key(struct enroll *e)
 	spec.fresh_id = 1;
 	e->signer_key = e->key;
 	e->key = NULL;
+	e->rollover = 1;
+	e->remove_old = e->o->remove_old;
+	if (e->resend && e->new_id.len > 0) {
+		/* Sending an unanswered renewal again: for the key it was for. */
+		rc = ks_find_key_by_id(e->ks, &e->new_id, &e->key);
+		if (rc != P11S_E_NOTFOUND)
+			return rc;
+		err_clear();
+	}
 	rc = ks_generate_key(e->ks, &spec, &e->key);
 	if (rc != P11S_OK)
 		return rc;
-	e->rollover = 1;
-	e->remove_old = e->o->remove_old;
-	log_v("generated the new RSA-%u key in the token", spec.bits);
+	log_v("generated the new %s-%u key in the token",
+	      spec.type == KS_KEY_EC ? "EC P" : "RSA", spec.bits);
 	return ks_current_id(e->ks, &e->new_id);
 }
 

@@ -1,5 +1,8 @@
 #include "config.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,33 +15,65 @@
 #include "rollover.h"
 #include "cmds.h"
 #include "conf.h"
+#include "keystore.h"
 #include "log.h"
 #include "status.h"
 #include "store.h"
 #include "txn_state.h"
+#include "worklock.h"
+
+extern char **environ;
+
+/* Our environment without name=, plus the two hook variables: built before
+ * the child exists, since other threads may hold locks fork() copies. */
+static char **hook_env(char *profile, char *cert)
+{
+	size_t n = 0, i, j = 0;
+	char **env;
+
+	while (environ[n] != NULL)
+		n++;
+	env = calloc(n + 3, sizeof(*env));
+	if (env == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (strncmp(environ[i], "P11SCEP_PROFILE=", 16) != 0 &&
+		    strncmp(environ[i], "P11SCEP_CERT=", 13) != 0)
+			env[j++] = environ[i];
+	}
+	env[j++] = profile;
+	env[j] = cert;
+	return env;
+}
 
 /* post-enroll-command, through /bin/sh, with the profile and cert in its environment. */
 static enum p11s_err run_hook(const struct conf_profile *p, const char *dir)
 {
-	char cert[4200];
+	char profile[300], cert[4200];
+	char *argv[] = { "sh", "-c", (char *)p->post_enroll_command, NULL };
+	char **env;
 	pid_t pid;
-	int status;
+	int status, e;
 
 	if (p->post_enroll_command == NULL)
 		return P11S_OK;
-	snprintf(cert, sizeof(cert), "%s/user/cert.pem", dir);
+	snprintf(profile, sizeof(profile), "P11SCEP_PROFILE=%s", p->name);
+	snprintf(cert, sizeof(cert), "P11SCEP_CERT=%s/user/cert.pem", dir);
+	env = hook_env(profile, cert);
+	if (env == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory");
 	fflush(NULL);
-	pid = fork();
-	if (pid == -1)
-		return err_set(P11S_E_INTERNAL, "cannot run post-enroll-command: fork failed");
-	if (pid == 0) {
-		setenv("P11SCEP_PROFILE", p->name, 1);
-		setenv("P11SCEP_CERT", cert, 1);
-		execl("/bin/sh", "sh", "-c", p->post_enroll_command, (char *)NULL);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) == -1)
+	e = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, env);
+	free(env);
+	if (e != 0)
+		return err_set(P11S_E_INTERNAL, "cannot run post-enroll-command: %s", strerror(e));
+	/* Other profiles go on while the hook runs. */
+	worklock_release();
+	while ((e = waitpid(pid, &status, 0)) == -1 && errno == EINTR)
 		;
+	worklock_acquire();
+	if (e == -1)
+		return err_set(P11S_E_INTERNAL, "post-enroll-command: waitpid: %s", strerror(errno));
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return err_set(P11S_E_INTERNAL, "post-enroll-command failed (status %d)",
 			       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
@@ -115,13 +150,77 @@ out:
 	return rc;
 }
 
-/* One pass over all profiles (or -p NAME), for a timer: one failure does not stop the others. */
+/* Profiles shared out to worker threads; every field is used under the worklock. */
+struct run_pool {
+	const struct opts *o;
+	const struct conf *conf;
+	size_t next;			/* the next profile to take */
+	enum p11s_err *rc;		/* per profile */
+	char (*msg)[512];		/* per profile: the failure's message */
+};
+
+static int selected(const struct opts *o, const struct conf_profile *p)
+{
+	return o->profile == NULL || strcmp(o->profile, p->name) == 0;
+}
+
+static void *run_worker(void *arg)
+{
+	struct run_pool *pool = arg;
+	const struct conf *conf = pool->conf;
+	size_t i;
+
+	worklock_acquire();
+	while ((i = pool->next) < conf->n_profiles) {
+		const struct conf_profile *p = &conf->profiles[i];
+
+		pool->next++;
+		if (!selected(pool->o, p))
+			continue;
+		err_clear();
+		pool->rc[i] = run_profile(pool->o, p);
+		if (pool->rc[i] == P11S_OK)
+			continue;
+		snprintf(pool->msg[i], sizeof(pool->msg[i]), "%s",
+			 err_msg()[0] ? err_msg() : err_str(pool->rc[i]));
+		log_event(LOG_ERR, "profile %s: failed: %s", p->name, pool->msg[i]);
+	}
+	worklock_release();
+	return NULL;
+}
+
+/* The calling thread works too; threads that cannot start are done without. */
+static void run_all(struct run_pool *pool, size_t n_selected)
+{
+	size_t n = (size_t)pool->o->jobs < n_selected ? (size_t)pool->o->jobs : n_selected;
+	pthread_t *t = NULL;
+	size_t i, started = 0;
+
+	if (n > 1)
+		t = calloc(n - 1, sizeof(*t));
+	if (t != NULL) {
+		worklock_enable();
+		for (i = 0; i + 1 < n; i++) {
+			if (pthread_create(&t[i], NULL, run_worker, pool) != 0)
+				break;
+			started++;
+		}
+	}
+	run_worker(pool);
+	for (i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+}
+
+/* One pass over all profiles (or -p NAME), for a timer: one failure does not
+ * stop the others. Up to --jobs profiles at once, one token login for all. */
 enum p11s_err cmd_run(const struct opts *o)
 {
 	const char *path = o->config ? o->config : CONF_DEFAULT_PATH;
 	struct conf conf = { 0 };
+	struct run_pool pool = { .o = o, .conf = &conf };
 	char failed[1024] = "";
-	size_t i, n_failed = 0, n_done = 0;
+	size_t i, n_failed = 0, n_selected = 0;
 	enum p11s_err rc, first = P11S_OK;
 
 	rc = conf_load(path, &conf);
@@ -131,30 +230,36 @@ enum p11s_err cmd_run(const struct opts *o)
 		rc = err_set(P11S_E_USAGE, "%s has no [profile %s]", path, o->profile);
 		goto out;
 	}
-	openlog("p11scep", LOG_PID, LOG_DAEMON);
-	for (i = 0; i < conf.n_profiles; i++) {
-		const struct conf_profile *p = &conf.profiles[i];
-
-		if (o->profile != NULL && strcmp(o->profile, p->name) != 0)
-			continue;
-		n_done++;
-		err_clear();
-		rc = run_profile(o, p);
-		if (rc == P11S_OK)
-			continue;
-		log_event(LOG_ERR, "profile %s: failed: %s", p->name, err_msg()[0] ? err_msg() : err_str(rc));
-		if (n_failed++ == 0)
-			first = rc;
-		snprintf(failed + strlen(failed), sizeof(failed) - strlen(failed), "%s%s",
-			 failed[0] ? ", " : "", p->name);
+	pool.rc = calloc(conf.n_profiles + 1, sizeof(*pool.rc));
+	pool.msg = calloc(conf.n_profiles + 1, sizeof(*pool.msg));
+	if (pool.rc == NULL || pool.msg == NULL) {
+		rc = err_set(P11S_E_NOMEM, "out of memory");
+		goto out;
 	}
+	for (i = 0; i < conf.n_profiles; i++)
+		n_selected += selected(o, &conf.profiles[i]);
+	openlog("p11scep", LOG_PID, LOG_DAEMON);
+	ks_keep_open();
+	run_all(&pool, n_selected);
 	closelog();
+	/* In the configuration's order, whatever order the workers finished in. */
+	for (i = 0; i < conf.n_profiles; i++) {
+		if (pool.rc[i] == P11S_OK)
+			continue;
+		if (n_failed++ == 0)
+			first = pool.rc[i];
+		snprintf(failed + strlen(failed), sizeof(failed) - strlen(failed), "%s%s",
+			 failed[0] ? ", " : "", conf.profiles[i].name);
+	}
 	err_clear();
 	if (n_failed > 0)
-		rc = err_set(first, "%zu of %zu profiles failed: %s", n_failed, n_done, failed);
+		rc = err_set(first, "%zu of %zu profiles failed: %s", n_failed, n_selected, failed);
 	else
 		rc = P11S_OK;
 out:
+	free(pool.rc);
+	free(pool.msg);
+	ks_close_shared();
 	conf_free(&conf);
 	return rc;
 }

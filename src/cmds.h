@@ -20,6 +20,7 @@ enum p11s_err cmd_getcrl(const struct opts *o);
 enum p11s_err cmd_status(const struct opts *o);
 enum p11s_err cmd_run(const struct opts *o);
 enum p11s_err cmd_showcert(const struct opts *o);
+enum p11s_err cmd_tokeninfo(const struct opts *o);
 
 /* DIR/PREFIXROLE.pem, or DIR/PREFIXROLE-N.pem for the Nth cert of a role. */
 enum p11s_err cmd_write_role_file(const char *dir, const char *prefix, X509 *cert,

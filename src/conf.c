@@ -286,14 +286,20 @@ static enum p11s_err parse_num(const char *v, long min, long max, long *out)
 
 static enum p11s_err parse_keytype(const char *v, struct ks_keyspec *spec)
 {
-	static const struct { const char *name; unsigned int bits; } types[] = {
-		{ "rsa", 2048 }, { "rsa:2048", 2048 }, { "rsa:3072", 3072 }, { "rsa:4096", 4096 },
+	static const struct {
+		const char *name;
+		enum ks_keytype type;
+		unsigned int bits;
+	} types[] = {
+		{ "rsa", KS_KEY_RSA, 2048 }, { "rsa:2048", KS_KEY_RSA, 2048 },
+		{ "rsa:3072", KS_KEY_RSA, 3072 }, { "rsa:4096", KS_KEY_RSA, 4096 },
+		{ "ec:p256", KS_KEY_EC, 256 }, { "ec:p384", KS_KEY_EC, 384 },
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		if (strcasecmp(v, types[i].name) == 0) {
-			spec->type = KS_KEY_RSA;
+			spec->type = types[i].type;
 			spec->bits = types[i].bits;
 			spec->fresh_id = 0;
 			return P11S_OK;
@@ -519,7 +525,8 @@ static enum p11s_err set_scalar(struct parse *ps, const struct key_def *k, const
 		break;
 	case K_KEYTYPE:
 		if (parse_keytype(v, f) != P11S_OK)
-			return key_fail(ps, k, "is not rsa:2048, rsa:3072 or rsa:4096", v);
+			return key_fail(ps, k, "is not rsa:2048, rsa:3072, rsa:4096, ec:p256 "
+					"or ec:p384", v);
 		break;
 	case K_CIPHER:
 		if (cipher_from_name(v, f) != P11S_OK) {

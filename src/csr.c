@@ -486,6 +486,49 @@ out:
 	return r;
 }
 
+/* Wipes the attribute's values before they go back to the heap. */
+static void wipe_attr(X509_ATTRIBUTE *a)
+{
+	ASN1_TYPE *t;
+	int i;
+
+	for (i = 0; i < X509_ATTRIBUTE_count(a); i++) {
+		t = X509_ATTRIBUTE_get0_type(a, i);
+		if (t != NULL && t->type != V_ASN1_BOOLEAN && t->type != V_ASN1_NULL &&
+		    t->type != V_ASN1_OBJECT && t->value.asn1_string != NULL)
+			OPENSSL_cleanse(t->value.asn1_string->data,
+					(size_t)t->value.asn1_string->length);
+	}
+}
+
+enum p11s_err csr_drop_challenge(X509_REQ **req)
+{
+	X509_ATTRIBUTE *a;
+	X509_REQ *copy = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int i, len;
+
+	/* The signed request keeps its encoding as it was signed, password
+	 * included: only a copy decoded from a fresh encoding is clean. */
+	while ((i = X509_REQ_get_attr_by_NID(*req, NID_pkcs9_challengePassword, -1)) >= 0) {
+		a = X509_REQ_delete_attr(*req, i);
+		wipe_attr(a);
+		X509_ATTRIBUTE_free(a);
+	}
+	len = i2d_X509_REQ(*req, &der);
+	p = der;
+	if (len > 0)
+		copy = d2i_X509_REQ(NULL, &p, len);
+	if (len > 0)
+		OPENSSL_clear_free(der, (size_t)len);
+	if (copy == NULL)
+		return err_set_ssl(P11S_E_INTERNAL, "cannot copy the CSR without its challenge");
+	X509_REQ_free(*req);
+	*req = copy;
+	return P11S_OK;
+}
+
 static enum p11s_err random_serial(X509 *x)
 {
 	unsigned char rnd[16];
@@ -507,15 +550,17 @@ static enum p11s_err random_serial(X509 *x)
 	return r;
 }
 
-static enum p11s_err add_signer_ku(X509 *x)
+static enum p11s_err add_signer_ku(X509 *x, const EVP_PKEY *key)
 {
 	ASN1_BIT_STRING *ku = ASN1_BIT_STRING_new();
 	enum p11s_err r = P11S_OK;
+	/* The reply is encrypted to this cert: to an RSA key by keyEncipherment
+	 * (bit 2), to an EC key by keyAgreement (bit 4; RFC 5480 forbids
+	 * keyEncipherment for EC). Bit 0 digitalSignature: we sign. */
+	int enc_bit = EVP_PKEY_is_a(key, "EC") ? 4 : 2;
 
-	/* Bit 0 digitalSignature (we sign), bit 2 keyEncipherment (the reply is
-	 * encrypted to this cert). */
 	if (ku == NULL || !ASN1_BIT_STRING_set_bit(ku, 0, 1) ||
-	    !ASN1_BIT_STRING_set_bit(ku, 2, 1) ||
+	    !ASN1_BIT_STRING_set_bit(ku, enc_bit, 1) ||
 	    X509_add1_ext_i2d(x, NID_key_usage, ku, 1, X509V3_ADD_REPLACE) != 1)
 		r = err_set_ssl(P11S_E_INTERNAL, "cannot add keyUsage to the signer certificate");
 	ASN1_BIT_STRING_free(ku);
@@ -559,7 +604,7 @@ enum p11s_err signer_cert_build(X509_REQ *req, EVP_PKEY *key, const char *digest
 		r = err_set_ssl(P11S_E_INTERNAL, "cannot fill in the signer certificate");
 		goto out;
 	}
-	r = add_signer_ku(x);
+	r = add_signer_ku(x, pub);
 	if (r != P11S_OK)
 		goto out;
 	if (X509_sign(x, key, md) <= 0) {

@@ -31,9 +31,18 @@ enum p11s_err dn_parse(const char *s, X509_NAME **out);
 enum p11s_err csr_build(const struct csr_params *p, EVP_PKEY *key, X509_REQ **out);
 
 /*
+ * Once the request has gone out: *req is replaced by a copy without its
+ * challengePassword, whose signature no longer verifies (keep it for its
+ * subject, never send it). The old one is freed (wiped when secret_heap_init
+ * ran). On error *req stays, without the attribute but with its old encoding.
+ */
+enum p11s_err csr_drop_challenge(X509_REQ **req);
+
+/*
  * RFC 8894 §2.3 self-signed signer certificate: subject and key of req,
- * random serial, keyUsage digitalSignature + keyEncipherment, valid from a
- * little in the past for a short time, signed by key with digest.
+ * random serial, keyUsage digitalSignature + keyEncipherment (RSA) or
+ * keyAgreement (EC), valid from a little in the past for a short time,
+ * signed by key with digest.
  */
 enum p11s_err signer_cert_build(X509_REQ *req, EVP_PKEY *key, const char *digest, X509 **out);
 

@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "ca_cache.h"
 #include "certinfo.h"
 #include "cmds.h"
 #include "csr.h"
@@ -35,7 +36,7 @@ void enroll_init(struct enroll *e, const struct opts *o)
 }
 
 /* One outstanding request per key (RFC 8894 §3.3.3): resume it or replace it by name. */
-enum p11s_err enroll_check_pending(const struct enroll *e)
+enum p11s_err enroll_check_pending(struct enroll *e)
 {
 	struct txn_state st;
 	enum p11s_err rc;
@@ -47,6 +48,15 @@ enum p11s_err enroll_check_pending(const struct enroll *e)
 		return rc;
 	if (e->o->new_request) {
 		log_v("forgetting pending request %s", st.txid);
+		txn_state_free(&st);
+		return P11S_OK;
+	}
+	if (!st.answered) {
+		log_info("the request with transactionID %s got no answer: sending it again",
+			 st.txid);
+		snprintf(e->txn.txid, sizeof(e->txn.txid), "%s", st.txid);
+		e->new_id = st.new_key_id;
+		e->resend = 1;
 		txn_state_free(&st);
 		return P11S_OK;
 	}
@@ -100,51 +110,97 @@ static enum p11s_err check_ca_dates(const struct scep_ca_set *set)
 	return P11S_OK;
 }
 
-enum p11s_err enroll_discover(struct enroll *e)
+/* Caps and CA certificates: the profile's cache while fresh, else the server's. */
+static enum p11s_err fetch_ca(struct enroll *e, STACK_OF(X509) **certs)
 {
-	const struct opts *o = e->o;
-	struct http_opts ho;
-	struct scep_caps *caps = &e->caps;
-	STACK_OF(X509) *certs = NULL;
-	unsigned char fp[32];
+	const char *dir = e->o->store_dir;
 	char names[256];
 	enum p11s_err rc;
 	double t0 = log_now_ms();
 
+	if (dir != NULL && !e->cache_dropped &&
+	    ca_cache_load(dir, CA_CACHE_MAX_AGE, &e->caps, certs) == P11S_OK) {
+		e->from_cache = 1;
+		log_timing("ca-cache", t0);
+		log_v("GetCACaps and GetCACert from the profile's cache");
+		return P11S_OK;
+	}
+	e->from_cache = 0;
+	rc = scep_get_caps(e->http, e->url, &e->caps);
+	if (rc != P11S_OK)
+		return rc;
+	log_timing("caps", t0);
+	caps_format(e->caps.raw, names, sizeof(names));
+	log_v("GetCACaps: %s (%.1f ms)", names[0] ? names : "(none)", log_now_ms() - t0);
+	t0 = log_now_ms();
+	rc = scep_get_ca(e->http, e->url, certs);
+	log_timing("getcacert", t0);
+	return rc;
+}
+
+enum p11s_err enroll_discover(struct enroll *e)
+{
+	const struct opts *o = e->o;
+	struct http_opts ho;
+	STACK_OF(X509) *certs = NULL;
+	unsigned char fp[32];
+	enum p11s_err rc;
+
 	rc = fingerprint_parse(e->ca_fingerprint, fp);
 	if (rc != P11S_OK)
 		return rc;
-	cmd_http_opts(o, &ho);
-	rc = http_new(&ho, &e->http);
-	if (rc != P11S_OK)
-		return rc;
-	rc = scep_get_caps(e->http, e->url, caps);
-	if (rc != P11S_OK)
-		return rc;
-	caps_format(caps->raw, names, sizeof(names));
-	log_v("GetCACaps: %s (%.1f ms)", names[0] ? names : "(none)", log_now_ms() - t0);
-	if (o->strict) {
-		rc = caps_check_strict(caps);
+	if (e->http == NULL) {
+		cmd_http_opts(o, &ho);
+		rc = http_new(&ho, &e->http);
 		if (rc != P11S_OK)
 			return rc;
 	}
-	rc = caps_choose(caps, o->cipher, o->digest, &e->algs);
+	scep_ca_set_free(&e->ca);
+	rc = fetch_ca(e, &certs);
+	if (rc == P11S_OK)
+		rc = scep_ca_select(certs, fp, &e->ca);
+	if (rc == P11S_OK)
+		rc = check_ca_dates(&e->ca);
+	if (rc != P11S_OK && e->from_cache) {
+		/* The pin or the dates say the cache is out of date: ask the server. */
+		sk_X509_pop_free(certs, X509_free);
+		certs = NULL;
+		err_clear();
+		enroll_drop_cache(e);
+		rc = fetch_ca(e, &certs);
+		if (rc == P11S_OK)
+			rc = scep_ca_select(certs, fp, &e->ca);
+		if (rc == P11S_OK)
+			rc = check_ca_dates(&e->ca);
+	}
+	if (rc == P11S_OK && !e->from_cache && o->store_dir != NULL &&
+	    ca_cache_save(o->store_dir, &e->caps, certs) != P11S_OK) {
+		log_warn("cannot cache the CA certificates: %s", err_msg());
+		err_clear();
+	}
+	sk_X509_pop_free(certs, X509_free);
+	if (rc != P11S_OK)
+		return rc;
+	log_v("CA pinned, RA %s", e->ca.ra_enc == e->ca.ca ? "none" : "present");
+	if (o->strict) {
+		rc = caps_check_strict(&e->caps);
+		if (rc != P11S_OK)
+			return rc;
+	}
+	rc = caps_choose(&e->caps, o->cipher, o->digest, &e->algs);
 	if (rc != P11S_OK)
 		return rc;
 	log_v("using %s, %s, %s", cipher_ossl_name(e->algs.cipher),
 	      digest_ossl_name(e->algs.digest), e->algs.use_post ? "POST" : "GET");
+	return P11S_OK;
+}
 
-	t0 = log_now_ms();
-	rc = scep_get_ca(e->http, e->url, &certs);
-	if (rc != P11S_OK)
-		return rc;
-	rc = scep_ca_select(certs, fp, &e->ca);
-	sk_X509_pop_free(certs, X509_free);
-	if (rc == P11S_OK)
-		rc = check_ca_dates(&e->ca);
-	log_v("GetCACert: CA pinned, RA %s (%.1f ms)",
-	      e->ca.ra_enc == e->ca.ca ? "none" : "present", log_now_ms() - t0);
-	return rc;
+void enroll_drop_cache(struct enroll *e)
+{
+	if (e->o->store_dir != NULL)
+		ca_cache_drop(e->o->store_dir);
+	e->cache_dropped = 1;
+	e->from_cache = 0;
 }
 
 enum p11s_err enroll_open_key(struct enroll *e, int may_generate)
@@ -161,10 +217,12 @@ enum p11s_err enroll_open_key(struct enroll *e, int may_generate)
 	rc = ks_open(&kp, &e->ks);
 	if (rc != P11S_OK)
 		return rc;
-	log_v("token opened and logged in (%.1f ms)", log_now_ms() - t0);
+	log_timing("token-open", t0);
+	log_v("token ready (%.1f ms)", log_now_ms() - t0);
 	t0 = log_now_ms();
 	rc = ks_find_key(e->ks, &e->key);
 	if (rc == P11S_OK) {
+		log_timing("key-find", t0);
 		log_v("reusing the key in the token (%.1f ms)", log_now_ms() - t0);
 		return P11S_OK;
 	}
@@ -175,8 +233,10 @@ enum p11s_err enroll_open_key(struct enroll *e, int may_generate)
 			       "the key URI: check object= and id=");
 	err_clear();
 	rc = ks_generate_key(e->ks, &o->keyspec, &e->key);
+	log_timing("keygen", t0);
 	if (rc == P11S_OK)
-		log_v("generated an RSA-%u key in the token (%.1f ms)", o->keyspec.bits,
+		log_v("generated an %s-%u key in the token (%.1f ms)",
+		      o->keyspec.type == KS_KEY_EC ? "EC P" : "RSA", o->keyspec.bits,
 		      log_now_ms() - t0);
 	return rc;
 }
@@ -254,6 +314,16 @@ enum p11s_err enroll_check_status(const struct enroll *e)
 		return err_set(P11S_E_PENDING, "the CA answered PENDING (transactionID %s)",
 			       e->txn.txid);
 	case STATUS_FAILURE:
+		/* No capability announces EC: a refusal is where we learn it. */
+		if (e->key != NULL && EVP_PKEY_is_a(e->key, "EC") &&
+		    r->fail_info != FAIL_BADMESSAGECHECK && r->fail_info != FAIL_BADTIME &&
+		    r->fail_info != FAIL_BADCERTID)
+			return err_set(P11S_E_REJECTED, "the CA rejected the request for an EC "
+				       "key: %s%s%s%s; if the server cannot issue certificates "
+				       "for EC keys (micromdm's scepserver cannot), use "
+				       "--key-type rsa:2048", scep_failinfo_name(r->fail_info),
+				       r->fail_text ? " (" : "", r->fail_text ? r->fail_text : "",
+				       r->fail_text ? ")" : "");
 		return err_set(P11S_E_REJECTED, "the CA rejected the request: %s%s%s%s",
 			       scep_failinfo_name(r->fail_info),
 			       r->fail_text ? " (" : "", r->fail_text ? r->fail_text : "",
@@ -266,6 +336,8 @@ enum p11s_err enroll_check_status(const struct enroll *e)
  * --new-request, so that a server still holding the old one tells them apart. */
 static enum p11s_err new_txid(struct enroll *e)
 {
+	if (e->resend)
+		return P11S_OK;
 	if (!e->o->new_request)
 		return scep_txid_from_key(e->key, e->txn.txid);
 	return enroll_random_txid(e);
@@ -297,8 +369,8 @@ enum p11s_err enroll_build_csr(struct enroll *e)
 	return new_txid(e);
 }
 
-enum p11s_err enroll_transact(struct enroll *e, enum scep_msgtype t,
-			      const unsigned char *content, size_t content_len)
+static enum p11s_err transact_once(struct enroll *e, enum scep_msgtype t,
+				   const unsigned char *content, size_t content_len)
 {
 	struct scep_request r = {
 		.type = t,
@@ -316,6 +388,7 @@ enum p11s_err enroll_transact(struct enroll *e, enum scep_msgtype t,
 		.txn = &e->txn,
 		.our_cert = e->signer,
 		.our_key = e->signer_key ? e->signer_key : e->key,
+		.password = e->challenge[0] != '\0' ? e->challenge : NULL,
 		.strict = e->o->strict,
 	};
 	unsigned char *msg = NULL, *rep = NULL;
@@ -330,23 +403,58 @@ enum p11s_err enroll_transact(struct enroll *e, enum scep_msgtype t,
 	rc = scep_request_build(&r, &msg, &msg_len);
 	if (rc != P11S_OK)
 		return rc;
+	log_timing("pkimessage", t0);
+	t0 = log_now_ms();
 	rc = scep_pki_operation(e->http, e->url, e->algs.use_post, msg, msg_len, &rep, &rep_len);
 	OPENSSL_free(msg);
 	if (rc != P11S_OK)
 		return rc;
+	log_timing("exchange", t0);
 	log_v("PKIOperation exchange (%.1f ms)", log_now_ms() - t0);
 	t0 = log_now_ms();
 	rc = scep_reply_parse(rep, rep_len, &check, &e->reply);
 	free(rep);
+	log_timing("verify", t0);
 	if (rc == P11S_OK)
-		log_v("CertRep verified (signed with %s, encrypted with %s) (%.1f ms)",
+		log_v("CertRep verified (signed with %s, encrypted with %s%s%s) (%.1f ms)",
 		      e->reply.signature_digest ? e->reply.signature_digest : "?",
 		      e->reply.envelope_cipher ? e->reply.envelope_cipher : "-",
+		      e->reply.envelope_recipient ? ", key by " : "",
+		      e->reply.envelope_recipient ? e->reply.envelope_recipient : "",
 		      log_now_ms() - t0);
 	return rc;
 }
 
-static enum p11s_err save_state(struct enroll *e)
+/* A CA that cannot read or check our message may just have new certificates. */
+static int stale_ca_failure(const struct scep_reply *r)
+{
+	return r->status == STATUS_FAILURE &&
+	       (r->fail_info == FAIL_BADALG || r->fail_info == FAIL_BADMESSAGECHECK);
+}
+
+enum p11s_err enroll_transact(struct enroll *e, enum scep_msgtype t,
+			      const unsigned char *content, size_t content_len)
+{
+	enum p11s_err rc;
+
+	rc = transact_once(e, t, content, content_len);
+	if (!e->from_cache || !(rc == P11S_E_NETWORK || rc == P11S_E_UNTRUSTED ||
+				(rc == P11S_OK && stale_ca_failure(&e->reply))))
+		return rc;
+	/* Encrypted to, or answered by, a CA/RA the cache did not know: the
+	 * server's certificates may have changed. Ask it, and send again (same
+	 * transactionID, new nonce). */
+	log_v("PKIOperation failed with the cached CA certificates (%s): asking the server",
+	      rc == P11S_OK ? scep_failinfo_name(e->reply.fail_info) : err_msg());
+	err_clear();
+	enroll_drop_cache(e);
+	rc = enroll_discover(e);
+	if (rc == P11S_OK)
+		rc = transact_once(e, t, content, content_len);
+	return rc;
+}
+
+static enum p11s_err save_state(struct enroll *e, int answered)
 {
 	struct txn_state s = {
 		.url = (char *)e->url,
@@ -358,6 +466,7 @@ static enum p11s_err save_state(struct enroll *e)
 		.signer = e->signer,
 		.req = e->req,
 		.remove_old = e->remove_old,
+		.answered = answered,
 	};
 
 	snprintf(s.txid, sizeof(s.txid), "%s", e->txn.txid);
@@ -378,8 +487,9 @@ enum p11s_err enroll_send_request(struct enroll *e)
 		if (rc != P11S_OK)
 			return rc;
 	}
+	log_timing("csr", t0);
 	/* Saved before the first send: whatever happens next can be resumed. */
-	rc = save_state(e);
+	rc = save_state(e, 0);
 	if (rc != P11S_OK)
 		return rc;
 	der_len = i2d_X509_REQ(e->req, &der);
@@ -390,6 +500,9 @@ enum p11s_err enroll_send_request(struct enroll *e)
 	      log_now_ms() - t0);
 	rc = enroll_transact(e, e->msgtype ? e->msgtype : MSG_PKCSREQ, der, (size_t)der_len);
 	OPENSSL_free(der);
+	/* The CA holds it now: from here on we poll, never send it again. */
+	if (rc == P11S_OK && e->reply.status == STATUS_PENDING)
+		rc = save_state(e, 1);
 	return rc;
 }
 
@@ -463,34 +576,64 @@ enum p11s_err enroll_poll(struct enroll *e, int ask_first)
 	return rc;
 }
 
-static enum p11s_err write_outputs(struct enroll *e, X509 *cert)
+/* Every file the issued cert goes to, staged: a full disk or a bad
+ * directory fails here, before the token changes. */
+static enum p11s_err stage_files(struct enroll *e, X509 *cert, struct out_batch *b)
+{
+	X509 **v = NULL;
+	enum p11s_err rc = P11S_OK;
+	int i;
+
+	if (e->cert_out != NULL)
+		rc = out_stage_pem_certs(b, e->cert_out, &cert, 1);
+	if (rc == P11S_OK && e->chain_out != NULL) {
+		v = malloc(sizeof(*v) * (size_t)(sk_X509_num(e->chain) + 1));
+		if (v == NULL)
+			return err_set(P11S_E_NOMEM, "out of memory");
+		for (i = 0; i < sk_X509_num(e->chain); i++)
+			v[i] = sk_X509_value(e->chain, i);
+		rc = out_stage_pem_certs(b, e->chain_out, v, (size_t)sk_X509_num(e->chain));
+		free(v);
+	}
+	if (rc == P11S_OK && e->o->store_dir != NULL)
+		rc = store_stage(b, e->o->store_dir, &e->ca, cert, e->chain);
+	return rc;
+}
+
+static enum p11s_err write_token(struct enroll *e, X509 *cert)
 {
 	enum p11s_err rc;
 	int i;
 
 	rc = ks_store_cert(e->ks, cert);
-	if (rc != P11S_OK)
-		return rc;
-	for (i = 0; e->import_chain && i < sk_X509_num(e->chain); i++) {
+	for (i = 0; rc == P11S_OK && e->import_chain && i < sk_X509_num(e->chain); i++)
 		rc = ks_store_ca_cert(e->ks, sk_X509_value(e->chain, i));
-		if (rc != P11S_OK)
-			return rc;
-	}
-	if (e->cert_out != NULL) {
-		rc = out_write_pem_certs(e->cert_out, &cert, 1);
-		if (rc != P11S_OK)
-			return rc;
-	}
-	if (e->chain_out != NULL) {
-		X509 **v = malloc(sizeof(*v) * (size_t)(sk_X509_num(e->chain) + 1));
+	return rc;
+}
 
-		if (v == NULL)
-			return err_set(P11S_E_NOMEM, "out of memory");
-		for (i = 0; i < sk_X509_num(e->chain); i++)
-			v[i] = sk_X509_value(e->chain, i);
-		rc = out_write_pem_certs(e->chain_out, v, (size_t)sk_X509_num(e->chain));
-		free(v);
+/* Files staged, token written, files renamed into place: a failure at any
+ * step before the last leaves the previous files as they were. */
+static enum p11s_err write_outputs(struct enroll *e, X509 *cert)
+{
+	struct out_batch b = { 0 };
+	enum p11s_err rc;
+	double t0 = log_now_ms();
+
+	rc = stage_files(e, cert, &b);
+	log_timing("file-stage", t0);
+	if (rc == P11S_OK) {
+		t0 = log_now_ms();
+		rc = write_token(e, cert);
+		log_timing("token-write", t0);
 	}
+	if (rc == P11S_OK) {
+		t0 = log_now_ms();
+		rc = out_commit(&b);
+		log_timing("file-commit", t0);
+	}
+	out_drop(&b);
+	if (rc == P11S_OK && e->o->store_dir != NULL)
+		store_saved(e->o->store_dir, &e->ca);
 	return rc;
 }
 
@@ -522,9 +665,8 @@ static enum p11s_err deliver(struct enroll *e)
 	rc = scep_ca_verify_issued(&e->ca, cert, e->reply.certs, &e->chain);
 	if (rc != P11S_OK)
 		return rc;
+	log_timing("check-issued", t0);
 	rc = write_outputs(e, cert);
-	if (rc == P11S_OK && e->o->store_dir != NULL)
-		rc = store_save(e->o->store_dir, &e->ca, cert, e->chain);
 	if (rc != P11S_OK)
 		return rc;
 	log_v("certificate verified and stored (%.1f ms)", log_now_ms() - t0);

@@ -29,6 +29,8 @@ struct enroll {
 	int import_chain;
 
 	struct http *http;
+	int from_cache;		/* caps and CA certs came from the profile's cache */
+	int cache_dropped;	/* ... which proved stale: ask the server */
 	struct scep_caps caps;
 	struct scep_algs algs;
 	struct scep_ca_set ca;
@@ -44,6 +46,7 @@ struct enroll {
 	int remove_old;
 	struct ks_key_id old_id;
 	struct ks_key_id new_id;
+	int resend;		/* sending again a request that never got an answer */
 	struct scep_txn txn;
 	struct scep_reply reply;
 	STACK_OF(X509) *chain;
@@ -54,14 +57,19 @@ struct enroll {
 
 /* Where the transaction goes, from the options. */
 void enroll_init(struct enroll *e, const struct opts *o);
-/* One outstanding request per key (RFC 8894 §3.3.3): a saved one must be
- * resumed with poll, or replaced by name (--new-request). */
-enum p11s_err enroll_check_pending(const struct enroll *e);
+/* One outstanding request per key (RFC 8894 §3.3.3): one the CA answered
+ * PENDING must be resumed with poll, or replaced by name (--new-request). One
+ * that never got an answer (network failure) is sent again with the same
+ * transactionID (e->resend; a renewal's new key ID in e->new_id). */
+enum p11s_err enroll_check_pending(struct enroll *e);
 /* Everything is freed, token objects before the token. */
 void enroll_free(struct enroll *e);
 
-/* GetCACaps and GetCACert; nothing is sent to the CA until its cert matches the pin. */
+/* GetCACaps and GetCACert (or the profile's cache of them); nothing is sent
+ * to the CA until its cert matches the pin. Again after enroll_drop_cache. */
 enum p11s_err enroll_discover(struct enroll *e);
+/* The cached caps and CA certs failed us: forget them. */
+void enroll_drop_cache(struct enroll *e);
 /* Open the token; find the key, or generate it when may_generate. */
 enum p11s_err enroll_open_key(struct enroll *e, int may_generate);
 /* The key's current certificate: --cert FILE (PEM or DER), else the one

@@ -8,7 +8,8 @@
 
 #include "err.h"
 
-static char err_buf[512];
+/* Per thread: p11scep run works on several profiles at once. */
+static _Thread_local char err_buf[512];
 
 const char *err_str(enum p11s_err e)
 {

@@ -8,6 +8,8 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "log.h"
+#include "worklock.h"
 
 #define HTTP_DEFAULT_TIMEOUT	60L
 #define HTTP_DEFAULT_CONNECT	15L
@@ -141,6 +143,9 @@ enum p11s_err http_new(const struct http_opts *o, struct http **out)
 		return err_set(P11S_E_INTERNAL, "cannot set up libcurl: %s",
 			       curl_easy_strerror(rc));
 	}
+	if (o->insecure_tls)
+		log_warn("TLS verification is off (--insecure-tls): the https server's "
+			 "certificate and name are not checked");
 	*out = h;
 	return P11S_OK;
 }
@@ -328,8 +333,12 @@ static enum p11s_err perform(struct http *h, const char *url, struct http_resp *
 	rc = curl_easy_setopt(h->curl, CURLOPT_URL, url);
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &b);
-	if (rc == CURLE_OK)
+	if (rc == CURLE_OK) {
+		/* The one wait other profiles may use (p11scep run --jobs). */
+		worklock_release();
 		rc = curl_easy_perform(h->curl);
+		worklock_acquire();
+	}
 	if (rc != CURLE_OK) {
 		r = curl_failed(h, rc, url, &b);
 		goto out;

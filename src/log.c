@@ -9,6 +9,7 @@
 #include "log.h"
 
 static int verbose_level;
+static int timings_on;
 
 void log_set_verbose(int level)
 {
@@ -80,4 +81,15 @@ double log_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+void log_set_timings(int on)
+{
+	timings_on = on;
+}
+
+void log_timing(const char *step, double t0)
+{
+	if (timings_on)
+		fprintf(stderr, "p11scep: timing: %s %.2f ms\n", step, log_now_ms() - t0);
 }

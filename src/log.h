@@ -17,4 +17,8 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Milliseconds on a monotonic clock, for -v timings. */
 double log_now_ms(void);
 
+/* With --timings: "p11scep: timing: STEP MS ms" for a step begun at t0 (log_now_ms()). */
+void log_set_timings(int on);
+void log_timing(const char *step, double t0);
+
 #endif

@@ -52,6 +52,7 @@ static enum p11s_err run(const struct opts *o)
 	case CMD_STATUS:	return cmd_status(o);
 	case CMD_RUN:		return cmd_run(o);
 	case CMD_SHOWCERT:	return cmd_showcert(o);
+	case CMD_TOKENINFO:	return cmd_tokeninfo(o);
 	case CMD_NONE:		break;
 	}
 	return err_set(P11S_E_INTERNAL, "no command");
@@ -92,6 +93,7 @@ int main(int argc, char **argv)
 	struct opts o;
 	int lock_fd = -1;
 	enum p11s_err rc;
+	double t0 = log_now_ms();
 
 	rc = opts_parse(argc, argv, &o);
 	if (rc == P11S_OK && o.version) {
@@ -106,13 +108,18 @@ int main(int argc, char **argv)
 		rc = apply_profile(&o, &conf);
 	if (rc == P11S_OK)
 		rc = opts_check_required(&o);
-	if (rc == P11S_OK && o.store_dir != NULL && o.cmd != CMD_SHOWCERT)
+	/* the read-only commands take no lock */
+	if (rc == P11S_OK && o.store_dir != NULL && o.cmd != CMD_SHOWCERT &&
+	    o.cmd != CMD_TOKENINFO)
 		rc = store_lock(o.store_dir, &lock_fd);
 	if (rc == P11S_OK) {
 		log_set_verbose(o.verbose);
+		log_set_timings(o.timings);
 		providers_load();
+		log_timing("startup", t0);
 		rc = run(&o);
 		providers_unload();
+		log_timing("total", t0);
 	}
 	store_unlock(lock_fd);
 	if (rc != P11S_OK)

@@ -22,8 +22,9 @@
 #define C_STAT	(1u << CMD_STATUS)
 #define C_RUN	(1u << CMD_RUN)
 #define C_SHOW	(1u << CMD_SHOWCERT)
+#define C_TINF	(1u << CMD_TOKENINFO)
 #define C_NET	(C_CAPS | C_CA | C_ENR | C_POLL | C_REN | C_NEXT | C_SIGNED)
-#define C_ALL	(C_NET | C_STAT | C_RUN | C_SHOW)
+#define C_ALL	(C_NET | C_STAT | C_RUN | C_SHOW | C_TINF)
 
 enum opt_key {
 	OPT_URL = 'u',
@@ -58,6 +59,8 @@ enum opt_key {
 	OPT_CRL_OUT,
 	OPT_STRICT,
 	OPT_JSON,
+	OPT_TIMINGS,
+	OPT_JOBS,
 	OPT_CONFIG = 'c',
 	OPT_PROFILE = 'p',
 };
@@ -74,7 +77,8 @@ struct opt_def {
 static const struct opt_def opt_table[] = {
 	{ "url", OPT_URL, "URL", C_NET, C_NET & ~C_POLL,
 	  "SCEP server URL, with port and CGI path (http://host:8080/scep)" },
-	{ "key", OPT_KEY, "URI", C_ENR | C_POLL | C_REN | C_SIGNED | C_SHOW, C_ENR | C_POLL | C_REN | C_SIGNED,
+	{ "key", OPT_KEY, "URI", C_ENR | C_POLL | C_REN | C_SIGNED | C_SHOW | C_TINF,
+	  C_ENR | C_POLL | C_REN | C_SIGNED | C_TINF,
 	  "PKCS#11 URI of the key (pkcs11:token=T;object=L?module-path=...)" },
 	{ "subject", OPT_SUBJECT, "DN", C_ENR | C_REN, C_ENR,
 	  "subject of the request (CN=host,O=Org or /CN=host/O=Org)" },
@@ -88,7 +92,8 @@ static const struct opt_def opt_table[] = {
 	{ "ip", OPT_IP, "ADDR", C_ENR | C_REN, 0,
 	  "subjectAltName IP address (repeatable)" },
 	{ "key-type", OPT_KEY_TYPE, "TYPE", C_ENR | C_REN, 0,
-	  "key to generate when none exists: rsa:2048 (default), rsa:3072, rsa:4096" },
+	  "key to generate when none exists: rsa:2048 (default), rsa:3072, rsa:4096, "
+	  "ec:p256, ec:p384" },
 	{ "cipher", OPT_CIPHER, "ALG", C_ENR | C_REN | C_SIGNED, 0,
 	  "request encryption: aes, aes256, des3 (default: strongest the server offers)" },
 	{ "digest", OPT_DIGEST, "ALG", C_ENR | C_REN | C_SIGNED, 0,
@@ -99,7 +104,7 @@ static const struct opt_def opt_table[] = {
 	  "write the CA chain (PEM) to FILE" },
 	{ "import-chain", OPT_IMPORT_CHAIN, NULL, C_ENR | C_POLL | C_REN, 0,
 	  "also store the CA certificates in the token" },
-	{ "module", OPT_MODULE, "PATH", C_ENR | C_POLL | C_REN | C_SIGNED | C_SHOW, 0,
+	{ "module", OPT_MODULE, "PATH", C_ENR | C_POLL | C_REN | C_SIGNED | C_SHOW | C_TINF, 0,
 	  "PKCS#11 module (default: the URI's module-path, else p11-kit's proxy)" },
 	{ "poll-interval", OPT_POLL_INTERVAL, "SECONDS", C_ENR | C_POLL | C_REN, 0,
 	  "while the CA holds the request, ask again every SECONDS (default 60)" },
@@ -131,14 +136,18 @@ static const struct opt_def opt_table[] = {
 	  "CA bundle to verify an https server with" },
 	{ "insecure-tls", OPT_INSECURE_TLS, NULL, C_NET, 0,
 	  "do not verify the https server's certificate (never in production)" },
-	{ "json", OPT_JSON, NULL, C_STAT, 0,
-	  "print the status as JSON" },
+	{ "json", OPT_JSON, NULL, C_STAT | C_TINF, 0,
+	  "print JSON instead of tables" },
 	{ "config", OPT_CONFIG, "FILE", C_ALL, 0,
 	  "configuration file (default " CONF_DEFAULT_PATH " when -p is given)" },
 	{ "profile", OPT_PROFILE, "NAME", C_ALL, 0,
 	  "take the options of [profile NAME] from the configuration file" },
 	{ "verbose", OPT_VERBOSE, NULL, C_ALL, 0,
 	  "progress and timings on stderr" },
+	{ "jobs", OPT_JOBS, "N", C_RUN, 0,
+	  "work on up to N profiles at once (default 4; one token login for all)" },
+	{ "timings", OPT_TIMINGS, NULL, C_NET | C_RUN, 0,
+	  "one line per step on stderr: \"timing: STEP MS ms\"" },
 	{ "help", OPT_HELP, NULL, C_ALL, 0, "this help" },
 };
 
@@ -159,6 +168,7 @@ static const struct {
 	{ CMD_STATUS, "status", "show each profile's ca / ra / usercert table" },
 	{ CMD_RUN, "run", "one pass over all profiles: enroll, renew, resume (for a timer)" },
 	{ CMD_SHOWCERT, "show-cert", "print a certificate from a file, a profile or the token" },
+	{ CMD_TOKENINFO, "token-info", "show the module, token, mechanisms, keys and certificates" },
 	{ CMD_POLL, "poll", "resume a pending enrollment (CertPoll) until the CA decides" },
 };
 
@@ -238,17 +248,26 @@ static enum p11s_err parse_long(const char *name, const char *s, long min, long 
 
 static enum p11s_err parse_keytype(const char *s, struct ks_keyspec *spec)
 {
-	if (strcmp(s, "rsa:2048") == 0 || strcmp(s, "rsa") == 0)
-		spec->bits = 2048;
-	else if (strcmp(s, "rsa:3072") == 0)
-		spec->bits = 3072;
-	else if (strcmp(s, "rsa:4096") == 0)
-		spec->bits = 4096;
-	else
-		return err_set(P11S_E_USAGE,
-			       "--key-type %s: expected rsa:2048, rsa:3072 or rsa:4096", s);
-	spec->type = KS_KEY_RSA;
-	return P11S_OK;
+	static const struct {
+		const char *name;
+		enum ks_keytype type;
+		unsigned int bits;
+	} types[] = {
+		{ "rsa", KS_KEY_RSA, 2048 }, { "rsa:2048", KS_KEY_RSA, 2048 },
+		{ "rsa:3072", KS_KEY_RSA, 3072 }, { "rsa:4096", KS_KEY_RSA, 4096 },
+		{ "ec:p256", KS_KEY_EC, 256 }, { "ec:p384", KS_KEY_EC, 384 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		if (strcmp(s, types[i].name) == 0) {
+			spec->type = types[i].type;
+			spec->bits = types[i].bits;
+			return P11S_OK;
+		}
+	}
+	return err_set(P11S_E_USAGE, "--key-type %s: expected rsa:2048, rsa:3072, rsa:4096, "
+		       "ec:p256 or ec:p384", s);
 }
 
 static enum p11s_err add_san(const char *name, const char *v, const char **list, size_t *n)
@@ -275,6 +294,7 @@ static enum p11s_err apply(struct opts *o, int key, const char *arg)
 	case OPT_IMPORT_CHAIN:	o->import_chain = 1; break;
 	case OPT_INSECURE_TLS:	o->insecure_tls = 1; break;
 	case OPT_VERBOSE:	o->verbose++; break;
+	case OPT_TIMINGS:	o->timings = 1; break;
 	case OPT_HELP:		o->help = 1; break;
 	case OPT_KEY_TYPE:
 		o->given |= GIVEN_KEY_TYPE;
@@ -310,6 +330,8 @@ static enum p11s_err apply(struct opts *o, int key, const char *arg)
 	case OPT_POLL_INTERVAL:
 		o->given |= GIVEN_POLL_INTERVAL;
 		return parse_long("poll-interval", arg, 1, 86400, &o->poll_interval_s);
+	case OPT_JOBS:
+		return parse_long("jobs", arg, 1, 64, &o->jobs);
 	case OPT_MAX_POLL_TIME:
 		o->given |= GIVEN_MAX_POLL_TIME;
 		return parse_long("max-poll-time", arg, 0, 30L * 86400, &o->max_poll_time_s);
@@ -386,6 +408,7 @@ enum p11s_err opts_parse(int argc, char **argv, struct opts *o)
 	o->keyspec.type = KS_KEY_RSA;
 	o->keyspec.bits = 2048;
 	o->poll_interval_s = 60;
+	o->jobs = 4;
 	o->max_poll_time_s = 8 * 3600;
 	if (argc < 2)
 		return err_set(P11S_E_USAGE, "no command given: see 'p11scep --help'");

@@ -10,7 +10,8 @@
 #include "keystore.h"
 
 enum command { CMD_NONE = 0, CMD_GETCAPS, CMD_GETCA, CMD_ENROLL, CMD_POLL, CMD_RENEW,
-	       CMD_GETNEXTCA, CMD_GETCERT, CMD_GETCRL, CMD_STATUS, CMD_RUN, CMD_SHOWCERT };
+	       CMD_GETNEXTCA, CMD_GETCERT, CMD_GETCRL, CMD_STATUS, CMD_RUN, CMD_SHOWCERT,
+	       CMD_TOKENINFO };
 
 #define OPTS_MAX_SANS 32
 
@@ -65,6 +66,8 @@ struct opts {
 	int import_chain;
 	int insecure_tls;
 	int verbose;
+	int timings;		/* --timings: per-step lines for benchmarks */
+	long jobs;		/* run: profiles worked on at once */
 	int help;
 	int version;
 };

@@ -126,48 +126,103 @@ enum p11s_err out_check_writable(const char *path)
 	return rc;
 }
 
-enum p11s_err out_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+/* The temp file beside path, filled with data and synced: staged in b. */
+enum p11s_err out_stage(struct out_batch *b, const char *path, const void *data, size_t len,
+			mode_t mode)
 {
-	char *dir = NULL, *tmp = NULL;
+	char *dir = NULL, *tmp = NULL, *dst = NULL;
 	enum p11s_err r;
-	int fd = -1, made = 0, rc;
+	int fd = -1, rc;
 
+	if (b->n >= OUT_BATCH_MAX)
+		return err_set(P11S_E_INTERNAL, "too many files to write at once (%s)", path);
 	r = temp_names(path, &dir, &tmp);
 	if (r != P11S_OK)
 		return r;
+	dst = strdup(path);
+	if (dst == NULL) {
+		r = err_set(P11S_E_NOMEM, "out of memory writing %s", path);
+		goto fail;
+	}
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd == -1) {
 		r = err_set(P11S_E_IO, "cannot create a temporary file in %s to write %s: %s",
 			    dir, path, strerror(errno));
-		goto out;
+		goto fail;
 	}
-	made = 1;
 	r = fill_temp(fd, path, data, len, mode);
-	if (r != P11S_OK)
-		goto out;
 	rc = close(fd);
-	fd = -1;
-	if (rc == -1) {
+	if (r == P11S_OK && rc == -1)
 		r = err_set(P11S_E_IO, "cannot write %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (rename(tmp, path) == -1) {
-		r = err_set(P11S_E_IO, "cannot replace %s: %s", path, strerror(errno));
-		goto out;
-	}
-	made = 0;
-	r = sync_dir(dir, path);
-out:
-	if (fd != -1)
-		close(fd);
-	if (made)
+	if (r != P11S_OK) {
 		unlink(tmp);
+		goto fail;
+	}
+	b->f[b->n].path = dst;
+	b->f[b->n].dir = dir;
+	b->f[b->n].tmp = tmp;
+	b->n++;
+	return P11S_OK;
+fail:
+	free(dst);
 	free(tmp);
 	free(dir);
 	return r;
 }
 
-enum p11s_err out_write_pem_certs(const char *path, X509 *const *certs, size_t n)
+static void staged_free(struct out_batch *b, size_t i)
+{
+	free(b->f[i].path);
+	free(b->f[i].dir);
+	free(b->f[i].tmp);
+	memset(&b->f[i], 0, sizeof(b->f[i]));
+}
+
+enum p11s_err out_commit(struct out_batch *b)
+{
+	enum p11s_err r = P11S_OK;
+	size_t i;
+
+	for (i = 0; i < b->n && r == P11S_OK; i++) {
+		if (rename(b->f[i].tmp, b->f[i].path) == -1) {
+			r = err_set(P11S_E_IO, "cannot replace %s: %s", b->f[i].path, strerror(errno));
+			break;
+		}
+		r = sync_dir(b->f[i].dir, b->f[i].path);
+		staged_free(b, i);
+	}
+	out_drop(b);	/* what is left after a failure */
+	return r;
+}
+
+void out_drop(struct out_batch *b)
+{
+	size_t i;
+
+	if (b == NULL)
+		return;
+	for (i = 0; i < b->n; i++) {
+		if (b->f[i].tmp != NULL)
+			unlink(b->f[i].tmp);
+		staged_free(b, i);
+	}
+	b->n = 0;
+}
+
+enum p11s_err out_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	struct out_batch b = { 0 };
+	enum p11s_err r;
+
+	r = out_stage(&b, path, data, len, mode);
+	if (r == P11S_OK)
+		r = out_commit(&b);
+	out_drop(&b);
+	return r;
+}
+
+enum p11s_err out_stage_pem_certs(struct out_batch *b, const char *path, X509 *const *certs,
+				  size_t n)
 {
 	BIO *mem = NULL;
 	char *data = NULL;
@@ -193,9 +248,21 @@ enum p11s_err out_write_pem_certs(const char *path, X509 *const *certs, size_t n
 		r = err_set(P11S_E_INTERNAL, "no PEM data for %s", path);
 		goto out;
 	}
-	r = out_write_atomic(path, data, (size_t)len, 0644);
+	r = out_stage(b, path, data, (size_t)len, 0644);
 out:
 	BIO_free(mem);
+	return r;
+}
+
+enum p11s_err out_write_pem_certs(const char *path, X509 *const *certs, size_t n)
+{
+	struct out_batch b = { 0 };
+	enum p11s_err r;
+
+	r = out_stage_pem_certs(&b, path, certs, n);
+	if (r == P11S_OK)
+		r = out_commit(&b);
+	out_drop(&b);
 	return r;
 }
 

@@ -20,6 +20,27 @@ enum p11s_err out_check_writable(const char *path);
 /* certs (in order) as PEM, atomically, mode 0644. */
 enum p11s_err out_write_pem_certs(const char *path, X509 *const *certs, size_t n);
 
+/*
+ * Files that must change together with something else (the token): each is
+ * staged first (temp file beside it, filled and synced; a full disk fails
+ * here, before anything changed), then all are renamed into place by
+ * out_commit, or all temp files removed by out_drop.
+ */
+#define OUT_BATCH_MAX 10
+struct out_batch {
+	size_t n;
+	struct { char *path, *dir, *tmp; } f[OUT_BATCH_MAX];
+};
+enum p11s_err out_stage(struct out_batch *b, const char *path, const void *data, size_t len,
+			mode_t mode);
+enum p11s_err out_stage_pem_certs(struct out_batch *b, const char *path, X509 *const *certs,
+				  size_t n);
+/* Renames every staged file into place and syncs its directory; empties b
+ * (after a failure, the rest are dropped). */
+enum p11s_err out_commit(struct out_batch *b);
+/* Removes the temp files not yet committed; empties b. NULL-safe. */
+void out_drop(struct out_batch *b);
+
 /* All of a small file into memory (NUL-terminated, not counted); free().
  * Files larger than max are P11S_E_IO naming the limit. */
 enum p11s_err file_read_all(const char *path, size_t max, unsigned char **out, size_t *len);

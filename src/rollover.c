@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ca_cache.h"
 #include "cmds.h"
 #include "log.h"
 #include "rollover.h"
@@ -81,6 +82,7 @@ enum p11s_err rollover_check(const struct opts *po, const char *name, const char
 	char stored[100], next[100];
 	const char *cand[3];
 	size_t which = 0;
+	int near_end = v->ca != NULL && time(NULL) >= status_renew_due(v->ca, renew_at);
 	enum p11s_err rc;
 
 	fp_hex_of(v->ca, stored, sizeof(stored));
@@ -88,6 +90,19 @@ enum p11s_err rollover_check(const struct opts *po, const char *name, const char
 	cand[0] = po->ca_fingerprint;
 	cand[1] = stored;
 	cand[2] = next;
+	/* Far from the CA's end nothing rolls over: what the server served
+	 * lately will do, without asking it again. */
+	if (!near_end && ca_cache_load(dir, CA_CACHE_MAX_AGE, &caps, &certs) == P11S_OK) {
+		if (pick_pin(certs, cand, &set, &which) == P11S_OK) {
+			fp_hex_of(set.pinned ? set.pinned : set.ca, fp_hex, fp_len);
+			rc = P11S_OK;
+			goto out;
+		}
+		err_clear();
+		sk_X509_pop_free(certs, X509_free);
+		certs = NULL;
+		ca_cache_drop(dir);
+	}
 	cmd_http_opts(po, &ho);
 	rc = http_new(&ho, &h);
 	if (rc == P11S_OK)
@@ -98,6 +113,10 @@ enum p11s_err rollover_check(const struct opts *po, const char *name, const char
 		rc = pick_pin(certs, cand, &set, &which);
 	if (rc != P11S_OK)
 		goto out;
+	if (ca_cache_save(dir, &caps, certs) != P11S_OK) {
+		log_warn("profile %s: cannot cache the CA certificates: %s", name, err_msg());
+		err_clear();
+	}
 	fp_hex_of(set.pinned ? set.pinned : set.ca, fp_hex, fp_len);
 	if (which > 0)
 		log_info("profile %s: the server serves %s CA now (sha256 %s): following it",

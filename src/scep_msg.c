@@ -255,7 +255,7 @@ static enum p11s_err sign_envelope(const struct scep_request *r, const EVP_MD *m
 		goto out;
 	}
 	if (!CMS_final(cms, in, NULL, CMS_BINARY)) {
-		e = err_set_ssl(P11S_E_TOKEN, "signing the request with the key failed");
+		e = err_set_ssl(P11S_E_TOKEN, "the token failed to sign the request with the key");
 		goto out;
 	}
 	n = i2d_CMS_ContentInfo(cms, der);
@@ -707,22 +707,107 @@ static int legacy_cipher(int nid)
 	return 0;
 }
 
-/* Is one of the envelope's key-transport recipients our certificate? */
-static int addressed_to(CMS_ContentInfo *env, X509 *cert)
+/* How the envelope's content key reaches us (RFC 8894 §3.1). */
+enum recipient_kind {
+	RECIP_KTRI,	/* encrypted to our RSA key */
+	RECIP_KARI,	/* agreed with our EC key (ECDH) */
+	RECIP_PWRI,	/* derived from the challenge password */
+};
+
+static int kari_for(CMS_RecipientInfo *ri, X509 *cert)
 {
-	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(env);
-	int i, ktri = 0;
+	STACK_OF(CMS_RecipientEncryptedKey) *reks = CMS_RecipientInfo_kari_get0_reks(ri);
+	int i;
 
-	for (i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
-		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
-
-		if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_TRANS)
-			return 1;	/* key agreement etc.: let CMS match it */
-		ktri = 1;
-		if (CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0)
+	for (i = 0; i < sk_CMS_RecipientEncryptedKey_num(reks); i++) {
+		if (CMS_RecipientEncryptedKey_cert_cmp(
+		    sk_CMS_RecipientEncryptedKey_value(reks, i), cert) == 0)
 			return 1;
 	}
-	return !ktri;
+	return 0;
+}
+
+/*
+ * A recipient that names our certificate is opened with our key; else a
+ * password recipient with the challenge. Anything else is not for us.
+ */
+static enum p11s_err pick_recipient(CMS_ContentInfo *env, X509 *cert, enum recipient_kind *kind)
+{
+	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(env);
+	CMS_RecipientInfo *ri;
+	int i, pwri = 0;
+
+	*kind = RECIP_KTRI;
+	for (i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
+		ri = sk_CMS_RecipientInfo_value(ris, i);
+		switch (CMS_RecipientInfo_type(ri)) {
+		case CMS_RECIPINFO_TRANS:
+			if (CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0) {
+				*kind = RECIP_KTRI;
+				return P11S_OK;
+			}
+			break;
+		case CMS_RECIPINFO_AGREE:
+			if (kari_for(ri, cert)) {
+				*kind = RECIP_KARI;
+				return P11S_OK;
+			}
+			break;
+		case CMS_RECIPINFO_PASS:
+			pwri = 1;
+			break;
+		}
+	}
+	ERR_clear_error();
+	if (!pwri)
+		return err_set(P11S_E_UNTRUSTED,
+		    "CertRep is not encrypted to our signer certificate");
+	*kind = RECIP_PWRI;
+	return P11S_OK;
+}
+
+static const char *recipient_name(enum recipient_kind k)
+{
+	switch (k) {
+	case RECIP_KTRI:	return "key transport";
+	case RECIP_KARI:	return "key agreement";
+	case RECIP_PWRI:	return "password";
+	}
+	return "unknown";
+}
+
+/* Sets the content-encryption key from the recipient the server chose. */
+static enum p11s_err open_recipient(CMS_ContentInfo *env, const struct scep_reply_check *check,
+				    enum recipient_kind kind)
+{
+	size_t n;
+
+	if (kind == RECIP_PWRI) {
+		n = check->password != NULL ? strlen(check->password) : 0;
+		if (n == 0)
+			return err_set(P11S_E_UNTRUSTED, "CertRep is encrypted to a password "
+			    "(PWRI) but this request carried no challenge password: the "
+			    "server must use key agreement for this key");
+		if (CMS_decrypt_set1_password(env, (unsigned char *)check->password,
+		    (ossl_ssize_t)n) != 1)
+			return err_set_ssl(P11S_E_UNTRUSTED, "the challenge password does not "
+			    "open the CertRep's envelope (PWRI)");
+		return P11S_OK;
+	}
+	/*
+	 * Exact decryption errors instead of OpenSSL's random-key countermeasure:
+	 * the signature was verified first, so nobody can feed us ciphertexts.
+	 */
+	CMS_decrypt(env, NULL, NULL, NULL, NULL, CMS_DEBUG_DECRYPT);
+	if (CMS_decrypt_set1_pkey_and_peer(env, check->our_key, check->our_cert, NULL) == 1)
+		return P11S_OK;
+	if (kind == RECIP_KARI)
+		return err_set_ssl(P11S_E_TOKEN, "agreeing on the CertRep's content key with "
+		    "our EC key failed (key agreement needs ECDH, CKM_ECDH1_DERIVE, on the "
+		    "token key; without it only a password reply to a request with a "
+		    "challenge can be opened)");
+	return err_set_ssl(P11S_E_TOKEN,
+	    "decrypting the CertRep's content key with our key failed");
 }
 
 /* All of a BIO's output, bounded; *out is OPENSSL_free'd by the caller. */
@@ -758,21 +843,17 @@ static enum p11s_err decrypt_envelope(CMS_ContentInfo *env, const struct scep_re
 	BIO *cont = NULL, *cb;
 	EVP_CIPHER_CTX *cctx = NULL;
 	const EVP_CIPHER *ci;
-	enum p11s_err e = P11S_OK;
+	enum recipient_kind kind = RECIP_KTRI;
+	enum p11s_err e;
 	int nid = NID_undef;
 	const char *sn;
 
-	if (!addressed_to(env, check->our_cert))
-		return err_set(P11S_E_UNTRUSTED,
-		    "CertRep is not encrypted to our signer certificate");
-	/*
-	 * Exact decryption errors instead of OpenSSL's random-key countermeasure:
-	 * the signature was verified first, so nobody can feed us ciphertexts.
-	 */
-	CMS_decrypt(env, NULL, NULL, NULL, NULL, CMS_DEBUG_DECRYPT);
-	if (CMS_decrypt_set1_pkey_and_peer(env, check->our_key, check->our_cert, NULL) != 1)
-		return err_set_ssl(P11S_E_TOKEN,
-		    "decrypting the CertRep's content key with our key failed");
+	e = pick_recipient(env, check->our_cert, &kind);
+	if (e == P11S_OK)
+		e = open_recipient(env, check, kind);
+	if (e != P11S_OK)
+		return e;
+	out->envelope_recipient = recipient_name(kind);
 	cont = CMS_dataInit(env, NULL);
 	if (cont == NULL)
 		return err_set_ssl(P11S_E_MALFORMED, "cannot decrypt the CertRep envelope "
@@ -870,6 +951,7 @@ static enum p11s_err open_success(const unsigned char *econt, size_t elen,
 {
 	const unsigned char *p = econt;
 	CMS_ContentInfo *env = NULL;
+	ASN1_OCTET_STRING **pos;
 	unsigned char *plain = NULL;
 	size_t plen = 0;
 	enum p11s_err e;
@@ -885,6 +967,11 @@ static enum p11s_err open_success(const unsigned char *econt, size_t elen,
 	}
 	if (OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
 		e = err_set(P11S_E_MALFORMED, "CertRep content is not an EnvelopedData");
+		goto out;
+	}
+	pos = CMS_get0_content(env);
+	if (pos == NULL || *pos == NULL) {
+		e = err_set(P11S_E_MALFORMED, "CertRep's envelope holds no encrypted content");
 		goto out;
 	}
 	e = decrypt_envelope(env, check, out, &plain, &plen, elen);

@@ -66,6 +66,8 @@ struct scep_reply_check {
 	const struct scep_txn *txn;	/* our transactionID and senderNonce */
 	X509 *our_cert;			/* the signer cert we sent (decryption recipient) */
 	EVP_PKEY *our_key;		/* decrypts the reply; may live in a token */
+	const char *password;		/* the request's challenge password: opens a
+					 * password (PWRI) envelope; NULL if none */
 	int strict;			/* refuse legacy envelope ciphers (DES, 3DES, RC2) */
 };
 
@@ -78,6 +80,8 @@ struct scep_reply {
 	STACK_OF(X509_CRL) *crls;	/* CRLs of it (a GetCRL reply, at most 16), NULL
 					 * when none; not verified: check their signature */
 	const char *envelope_cipher;	/* what the server encrypted with (static string) */
+	const char *envelope_recipient;	/* how the key reached us: "key transport" (RSA),
+					 * "key agreement" (EC), "password" (static) */
 	const char *signature_digest;	/* what the server signed with (static string) */
 };
 
@@ -89,7 +93,11 @@ struct scep_reply {
  * P11S_E_MALFORMED (cannot parse), P11S_E_UNTRUSTED (signature, nonce, txid,
  * unknown values, MD5 signatures, legacy envelope ciphers when strict). A
  * FAILURE or PENDING reply is P11S_OK with status set. A SUCCESS needs
- * our_key and our_cert; FAILURE and PENDING replies do not. A SUCCESS whose
+ * our_key and our_cert; FAILURE and PENDING replies do not. The envelope is
+ * opened by the recipient that names our_cert (key transport or, for an EC
+ * key, key agreement), else by a password recipient keyed by password
+ * (RFC 8894 §3.1); a password envelope without a password is
+ * P11S_E_UNTRUSTED, a key that cannot decrypt P11S_E_TOKEN. A SUCCESS whose
  * bag holds neither a cert nor a CRL is P11S_E_MALFORMED; at most 64 certs.
  */
 enum p11s_err scep_reply_parse(const unsigned char *der, size_t len,

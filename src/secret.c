@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -169,7 +170,7 @@ out:
 
 enum p11s_err secret_from_env(const char *name, char *buf, size_t buflen)
 {
-	const char *v;
+	char *v;
 	size_t n;
 
 	if (buf == NULL || buflen < 2)
@@ -186,6 +187,64 @@ enum p11s_err secret_from_env(const char *name, char *buf, size_t buflen)
 			       "secret in environment variable %s is longer than %zu bytes",
 			       name, buflen - 1);
 	memcpy(buf, v, n + 1);
+	/* Taken, not borrowed: the copy in the environment would outlive its
+	 * use, show in /proc/PID/environ and pass to every child. */
+	secret_wipe(v, n);
+	unsetenv(name);
+	return P11S_OK;
+}
+
+/*
+ * OpenSSL frees ASN.1 strings, DER encodings and cipher buffers without
+ * cleansing them, and the challenge passes through all of these: every block
+ * is wiped as it goes back. Sizes come from the C library, so blocks that
+ * OpenSSL's users allocate or free themselves still match.
+ */
+static void heap_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (p == NULL)
+		return;
+	OPENSSL_cleanse(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *heap_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(n);
+}
+
+/* Never realloc(): it may move the block and leave the old one unwiped. */
+static void *heap_realloc(void *p, size_t n, const char *file, int line)
+{
+	size_t old;
+	void *q;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		heap_free(p, file, line);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if (old >= n)
+		return p;
+	q = malloc(n);
+	if (q == NULL)
+		return NULL;
+	memcpy(q, p, old);
+	heap_free(p, file, line);
+	return q;
+}
+
+enum p11s_err secret_heap_init(void)
+{
+	if (CRYPTO_set_mem_functions(heap_malloc, heap_realloc, heap_free) != 1)
+		return err_set(P11S_E_INTERNAL, "OpenSSL allocated memory before "
+			       "secret_heap_init(): call it first in main()");
 	return P11S_OK;
 }
 

@@ -75,14 +75,15 @@ void store_unlock(int fd)
 		close(fd);	/* releases the flock */
 }
 
-static enum p11s_err save_one(const char *dir, const char *sub, const char *name, X509 *cert)
+static enum p11s_err stage_one(struct out_batch *b, const char *dir, const char *sub,
+			       const char *name, X509 *cert)
 {
 	char path[4096];
 
 	if (cert == NULL)
 		return P11S_OK;
 	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
-	return out_write_pem_certs(path, &cert, 1);
+	return out_stage_pem_certs(b, path, &cert, 1);
 }
 
 static X509 *read_cert(const char *dir, const char *name)
@@ -113,8 +114,8 @@ static void drop_next_if_current(const char *dir, X509 *current)
 	X509_free(next);
 }
 
-enum p11s_err store_save(const char *dir, const struct scep_ca_set *ca, X509 *cert,
-			 STACK_OF(X509) *chain)
+enum p11s_err store_stage(struct out_batch *b, const char *dir, const struct scep_ca_set *ca,
+			  X509 *cert, STACK_OF(X509) *chain)
 {
 	char path[4096];
 	X509 *v[16];
@@ -128,25 +129,28 @@ enum p11s_err store_save(const char *dir, const struct scep_ca_set *ca, X509 *ce
 		rc = mkdirs(path);
 	}
 	if (rc == P11S_OK)
-		rc = save_one(dir, "ca", "ca.pem", ca->pinned ? ca->pinned : ca->ca);
+		rc = stage_one(b, dir, "ca", "ca.pem", ca->pinned ? ca->pinned : ca->ca);
 	if (rc == P11S_OK && ca->ra_enc != ca->ca && ca->ra_enc == ca->ra_sig)
-		rc = save_one(dir, "ca", "ra.pem", ca->ra_enc);
+		rc = stage_one(b, dir, "ca", "ra.pem", ca->ra_enc);
 	if (rc == P11S_OK && ca->ra_enc != ca->ca && ca->ra_enc != ca->ra_sig) {
-		rc = save_one(dir, "ca", "ra-enc.pem", ca->ra_enc);
+		rc = stage_one(b, dir, "ca", "ra-enc.pem", ca->ra_enc);
 		if (rc == P11S_OK)
-			rc = save_one(dir, "ca", "ra-sig.pem", ca->ra_sig);
+			rc = stage_one(b, dir, "ca", "ra-sig.pem", ca->ra_sig);
 	}
 	if (rc == P11S_OK)
-		rc = save_one(dir, "user", "cert.pem", cert);
-	if (rc == P11S_OK)
-		drop_next_if_current(dir, ca->pinned ? ca->pinned : ca->ca);
-	if (rc != P11S_OK || chain == NULL)
+		rc = stage_one(b, dir, "user", "cert.pem", cert);
+	if (rc != P11S_OK || chain == NULL || sk_X509_num(chain) == 0)
 		return rc;
 	n = sk_X509_num(chain) < 16 ? sk_X509_num(chain) : 16;
 	for (i = 0; i < n; i++)
 		v[i] = sk_X509_value(chain, i);
 	snprintf(path, sizeof(path), "%s/user/chain.pem", dir);
-	return out_write_pem_certs(path, v, (size_t)n);
+	return out_stage_pem_certs(b, path, v, (size_t)n);
+}
+
+void store_saved(const char *dir, const struct scep_ca_set *ca)
+{
+	drop_next_if_current(dir, ca->pinned ? ca->pinned : ca->ca);
 }
 
 enum p11s_err store_save_next_ca(const char *dir, X509 *cert)
@@ -156,7 +160,10 @@ enum p11s_err store_save_next_ca(const char *dir, X509 *cert)
 
 	snprintf(path, sizeof(path), "%s/ca", dir);
 	rc = mkdirs(path);
-	return rc == P11S_OK ? save_one(dir, "ca", "next-ca.pem", cert) : rc;
+	if (rc != P11S_OK)
+		return rc;
+	snprintf(path, sizeof(path), "%s/ca/next-ca.pem", dir);
+	return out_write_pem_certs(path, &cert, 1);
 }
 
 enum p11s_err store_set_pending(const char *dir, const char *txid)

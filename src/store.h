@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "err.h"
+#include "output.h"
 #include "scep_ca.h"
 
 /* DIR for a profile: its ca-dir, else STATE_DIR/profiles/NAME. */
@@ -25,9 +26,11 @@ const char *store_dir(const char *ca_dir, const char *state_dir, const char *nam
 enum p11s_err store_lock(const char *dir, int *fd);
 void store_unlock(int fd);
 
-/* After an issued certificate was verified and stored. */
-enum p11s_err store_save(const char *dir, const struct scep_ca_set *ca, X509 *cert,
-			 STACK_OF(X509) *chain);
+/* An issued certificate, verified: its files staged into b (committed by the
+ * caller together with the token write), then store_saved once committed. */
+enum p11s_err store_stage(struct out_batch *b, const char *dir, const struct scep_ca_set *ca,
+			  X509 *cert, STACK_OF(X509) *chain);
+void store_saved(const char *dir, const struct scep_ca_set *ca);
 /* The CA to follow at rollover (verified by the caller: signed by the pinned CA). */
 enum p11s_err store_save_next_ca(const char *dir, X509 *cert);
 enum p11s_err store_set_pending(const char *dir, const char *txid);

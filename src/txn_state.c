@@ -86,8 +86,31 @@ static int bad_value(const char *v)
 	return v != NULL && strpbrk(v, "\r\n") != NULL;
 }
 
+/* A copy of the request without its challengePassword: the state file
+ * must not hold a secret. Only the subject is read back. */
+static X509_REQ *req_without_secret(X509_REQ *req)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	X509_REQ *copy = NULL;
+	int i, len;
+
+	/* Not X509_REQ_dup(): OpenSSL 3.0's copies a NULL propq and fails. */
+	len = i2d_X509_REQ(req, &der);
+	p = der;
+	if (len > 0)
+		copy = d2i_X509_REQ(NULL, &p, len);
+	OPENSSL_free(der);
+
+	while (copy != NULL &&
+	       (i = X509_REQ_get_attr_by_NID(copy, NID_pkcs9_challengePassword, -1)) >= 0)
+		X509_ATTRIBUTE_free(X509_REQ_delete_attr(copy, i));
+	return copy;
+}
+
 enum p11s_err txn_state_save(const char *dir, const char *path, const struct txn_state *s)
 {
+	X509_REQ *req = NULL;
 	BIO *b = NULL;
 	char *data = NULL;
 	long len;
@@ -111,6 +134,7 @@ enum p11s_err txn_state_save(const char *dir, const char *path, const struct txn
 		BIO_printf(b, "chain-out=%s\n", s->chain_out);
 	BIO_printf(b, "import-chain=%d\n", s->import_chain ? 1 : 0);
 	BIO_printf(b, "remove-old=%d\n", s->remove_old ? 1 : 0);
+	BIO_printf(b, "answered=%d\n", s->answered ? 1 : 0);
 	if (s->new_key_id.len > 0) {
 		size_t i;
 
@@ -119,13 +143,15 @@ enum p11s_err txn_state_save(const char *dir, const char *path, const struct txn
 			BIO_printf(b, "%02x", s->new_key_id.id[i]);
 		BIO_printf(b, "\n");
 	}
-	if (!PEM_write_bio_X509(b, s->signer) || !PEM_write_bio_X509_REQ(b, s->req)) {
+	req = req_without_secret(s->req);
+	if (req == NULL || !PEM_write_bio_X509(b, s->signer) || !PEM_write_bio_X509_REQ(b, req)) {
 		rc = err_set_ssl(P11S_E_INTERNAL, "cannot encode the transaction state");
 		goto out;
 	}
 	len = BIO_get_mem_data(b, &data);
 	rc = out_write_atomic(path, data, (size_t)len, 0600);
 out:
+	X509_REQ_free(req);
 	BIO_free(b);
 	return rc;
 }
@@ -185,6 +211,10 @@ static enum p11s_err parse_line(struct txn_state *s, const char *path, char *lin
 		return dup_value(&s->chain_out, v);
 	if (strcmp(k, "import-chain") == 0) {
 		s->import_chain = strcmp(v, "1") == 0;
+		return P11S_OK;
+	}
+	if (strcmp(k, "answered") == 0) {
+		s->answered = strcmp(v, "1") == 0;
 		return P11S_OK;
 	}
 	if (strcmp(k, "remove-old") == 0) {

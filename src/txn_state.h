@@ -26,8 +26,11 @@ struct txn_state {
 	int remove_old;			/* renewal: remove the old key after success */
 	struct ks_key_id new_key_id;	/* renewal with a new key: its CKA_ID (len 0: none) */
 	time_t created;
+	int answered;		/* the CA has answered (PENDING): poll, never resend */
 	X509 *signer;		/* the signer cert the request was sent with */
-	X509_REQ *req;		/* the request: its subject goes into CertPoll */
+	X509_REQ *req;		/* the request: its subject goes into CertPoll. Saved
+				 * without its challengePassword, so its signature
+				 * no longer verifies: never send it. */
 };
 
 /* DIR given by the user, else $XDG_STATE_HOME/p11scep, ~/.local/state/p11scep,
@@ -37,7 +40,8 @@ const char *txn_state_dir(const char *given, char *buf, size_t buflen);
 /* DIR/<sha256 of key's SubjectPublicKeyInfo>.txn */
 enum p11s_err txn_state_path(const char *dir, EVP_PKEY *key, char *buf, size_t buflen);
 
-/* Creates dir (0700) if needed and writes s to path atomically (0600). */
+/* Creates dir (0700) if needed and writes s to path atomically (0600),
+ * dropping the request's challengePassword on the way. */
 enum p11s_err txn_state_save(const char *dir, const char *path, const struct txn_state *s);
 /* P11S_E_NOTFOUND (no message) when there is no state for that key. */
 enum p11s_err txn_state_load(const char *path, struct txn_state *s);

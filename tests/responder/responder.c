@@ -22,7 +22,7 @@ volatile int rsp_stop;
 static const char *const evil_names[] = {
 	"none", "nonce", "txid", "signer", "wrongkey", "wrongca", "truncate", "random",
 	"huge", "http500", "http404", "http405", "hang", "ctype", "redirect",
-	"expired-ca", "notyet-ca"
+	"expired-ca", "notyet-ca", "die", "reset"
 };
 
 const char *rsp_evil_name(enum rsp_evil e)
@@ -171,6 +171,12 @@ static void evil_after(struct rsp *r, struct rsp_resp *resp)
 	case EVIL_CTYPE:
 		resp->ctype = "text/html";
 		break;
+	case EVIL_DIE:
+		resp->die = 1;	/* the CertRep is built: the CA has acted */
+		break;
+	case EVIL_RESET:
+		resp->reset = 1;
+		break;
 	default:
 		return;
 	}
@@ -179,8 +185,17 @@ static void evil_after(struct rsp *r, struct rsp_resp *resp)
 
 static void pkiop(struct rsp *r, const struct rsp_req *req, struct rsp_resp *resp)
 {
-	if (evil_before(r, resp))
+	enum rsp_evil evil = r->conf.evil;
+
+	/* --evil-at N: honest but for the Nth PKIOperation. */
+	r->pkiops++;
+	if (r->conf.evil_at > 0 && (r->pkiops < r->conf.evil_at ||
+	    r->pkiops >= r->conf.evil_at + r->conf.evil_times))
+		r->conf.evil = EVIL_NONE;
+	if (evil_before(r, resp)) {
+		r->conf.evil = evil;
 		return;
+	}
 	if (strcmp(req->method, "POST") == 0) {
 		if (r->conf.get_only) {
 			rsp_note(resp, "reason=\"POST refused (--get-only)\"");
@@ -197,6 +212,7 @@ static void pkiop(struct rsp *r, const struct rsp_req *req, struct rsp_resp *res
 		    strlen(req->message), 1, resp);
 	}
 	evil_after(r, resp);
+	r->conf.evil = evil;
 }
 
 void rsp_dispatch(struct rsp *r, const struct rsp_req *req, struct rsp_resp *resp)
@@ -240,10 +256,14 @@ static void usage(FILE *f)
 	    "  [--reject FAILINFO[:TEXT]] [--status N] [--caps WORDS] [--crlf]\n"
 	    "  [--caps-status N] [--get-only] [--reply-digest sha1|sha256|sha512]\n"
 	    "  [--reply-cipher des3|aes128|aes256] [--valid-seconds N] [--next-ca]\n"
+	    "  [--ec-reply kari|kari-null|pwri]   (how a CertRep reaches an EC key:\n"
+	    "      kari-null as NDES writes it; pwri needs --challenge, renewals get kari)\n"
 	    "  [--ca-valid-seconds N] [--rollover-after N]   (ca mode: the next CA takes over)\n"
-	    "  [--log FILE] [--max-seconds N] [--evil MODE]\n"
+	    "  [--log FILE] [--max-seconds N] [--evil MODE [--evil-at N[:K]]]\n"
 	    "MODE: nonce txid signer wrongkey wrongca truncate random huge http500\n"
-	    "  http404 http405 hang ctype redirect expired-ca notyet-ca\n");
+	    "  http404 http405 hang ctype redirect expired-ca notyet-ca\n"
+	    "  die (exit once a CertRep is built, before sending it)\n"
+	    "  reset (a TCP reset instead of the CertRep)\n");
 }
 
 static int parse_long(const char *s, long min, long max, long *out)
@@ -293,6 +313,23 @@ static int parse_failinfo(const char *s, struct rsp_conf *c)
 	return parse_int(word, 0, 999, &c->reject_info);
 }
 
+/* N or N:K */
+static int parse_evil_at(const char *s, struct rsp_conf *c)
+{
+	char n[16];
+	const char *colon = strchr(s, ':');
+	size_t len = colon ? (size_t)(colon - s) : strlen(s);
+
+	if (len == 0 || len >= sizeof(n))
+		return -1;
+	memcpy(n, s, len);
+	n[len] = '\0';
+	c->evil_times = 1;
+	if (colon != NULL && parse_int(colon + 1, 1, 1000, &c->evil_times) != 0)
+		return -1;
+	return parse_int(n, 1, 1000, &c->evil_at);
+}
+
 static int parse_evil(const char *s, enum rsp_evil *e)
 {
 	size_t i;
@@ -332,6 +369,19 @@ static int parse_digest(const char *s, const EVP_MD **md)
 	return 0;
 }
 
+static int parse_ec_reply(const char *s, enum rsp_ec_reply *e)
+{
+	if (strcmp(s, "kari") == 0)
+		*e = EC_REPLY_KARI;
+	else if (strcmp(s, "kari-null") == 0)
+		*e = EC_REPLY_KARI_NULL;
+	else if (strcmp(s, "pwri") == 0)
+		*e = EC_REPLY_PWRI;
+	else
+		return -1;
+	return 0;
+}
+
 static int parse_cipher(const char *s, const EVP_CIPHER **c)
 {
 	if (strcmp(s, "des3") == 0)
@@ -348,7 +398,8 @@ static int parse_cipher(const char *s, const EVP_CIPHER **c)
 enum {
 	O_DIR = 256, O_PORTFILE, O_MODE, O_ORDER, O_CHALLENGE, O_RENCHAL, O_PENDING,
 	O_REJECT, O_STATUS, O_CAPS, O_CRLF, O_CAPSSTATUS, O_GETONLY, O_RDIGEST,
-	O_RCIPHER, O_VALID, O_NEXTCA, O_CAVALID, O_ROLL, O_LOG, O_MAXSEC, O_EVIL, O_HELP
+	O_RCIPHER, O_VALID, O_NEXTCA, O_CAVALID, O_ROLL, O_LOG, O_MAXSEC, O_EVIL, O_EVIL_AT,
+	O_ECREPLY, O_HELP
 };
 
 static const struct option longopts[] = {
@@ -374,6 +425,8 @@ static const struct option longopts[] = {
 	{ "log", required_argument, NULL, O_LOG },
 	{ "max-seconds", required_argument, NULL, O_MAXSEC },
 	{ "evil", required_argument, NULL, O_EVIL },
+	{ "evil-at", required_argument, NULL, O_EVIL_AT },
+	{ "ec-reply", required_argument, NULL, O_ECREPLY },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 }
 };
@@ -411,6 +464,8 @@ static int set_opt(struct rsp_conf *c, int o, const char *a)
 	case O_LOG:		c->log_file = a; return 0;
 	case O_MAXSEC:		return parse_long(a, 1, 86400, &c->max_seconds);
 	case O_EVIL:		return parse_evil(a, &c->evil);
+	case O_EVIL_AT:		return parse_evil_at(a, c);
+	case O_ECREPLY:		return parse_ec_reply(a, &c->ec_reply);
 	}
 	return -1;
 }

@@ -15,11 +15,17 @@
 
 enum rsp_mode { MODE_CA, MODE_NDES, MODE_CHAIN };
 
+/* --ec-reply: key agreement (originatorKey parameters absent, as OpenSSL
+ * writes them, or NULL, as NDES does), or a password recipient keyed by the
+ * challenge (PKCSReq only: anything else gets key agreement). */
+enum rsp_ec_reply { EC_REPLY_KARI, EC_REPLY_KARI_NULL, EC_REPLY_PWRI };
+
 /* --evil: one way to misbehave, for the hostile-server tests. */
 enum rsp_evil {
 	EVIL_NONE, EVIL_NONCE, EVIL_TXID, EVIL_SIGNER, EVIL_WRONGKEY, EVIL_WRONGCA,
 	EVIL_TRUNCATE, EVIL_RANDOM, EVIL_HUGE, EVIL_HTTP500, EVIL_HTTP404, EVIL_HTTP405,
-	EVIL_HANG, EVIL_CTYPE, EVIL_REDIRECT, EVIL_EXPIRED_CA, EVIL_NOTYET_CA
+	EVIL_HANG, EVIL_CTYPE, EVIL_REDIRECT, EVIL_EXPIRED_CA, EVIL_NOTYET_CA,
+	EVIL_DIE, EVIL_RESET
 };
 
 #define EVIL_HUGE_LEN		(5L * 1024L * 1024L)
@@ -54,6 +60,7 @@ struct rsp_conf {
 	int get_only;
 	const EVP_MD *reply_md;
 	const EVP_CIPHER *reply_cipher;
+	enum rsp_ec_reply ec_reply;	/* --ec-reply: how a CertRep reaches an EC key */
 	long valid_seconds;
 	int next_ca;
 	long ca_valid_seconds;		/* --ca-valid-seconds: a CA near its end; 0 = 10 years */
@@ -61,6 +68,8 @@ struct rsp_conf {
 	time_t started;
 	long max_seconds;
 	enum rsp_evil evil;
+	int evil_at;			/* --evil-at N[:K]: only PKIOperations N..N+K-1 (0: all) */
+	int evil_times;
 };
 
 /* A PKCSReq/RenewalReq answered PENDING, kept until enough polls. */
@@ -68,6 +77,7 @@ struct rsp_pending {
 	char *txid;
 	X509_REQ *req;
 	EVP_PKEY *signer_pub;		/* the key that signed the original request */
+	int type;			/* its messageType: PKCSReq or RenewalReq */
 	int polls;
 	struct rsp_pending *next;
 };
@@ -95,6 +105,7 @@ struct rsp {
 	struct rsp_pki pki;
 	struct rsp_pending *pending;
 	FILE *log;
+	int pkiops;			/* PKIOperations so far (--evil-at) */
 };
 
 /* One HTTP exchange as the dispatcher sees it. */
@@ -113,6 +124,8 @@ struct rsp_resp {
 	size_t len;
 	const char *location;		/* a Location: header, or NULL */
 	int no_reply;			/* --evil hang: answer nothing, keep the socket */
+	int die;			/* --evil die: exit before the reply goes out */
+	int reset;			/* --evil reset: RST instead of the reply */
 	size_t stream_len;		/* --evil huge: this many bytes, no length, close */
 	char log[512];			/* the op's log fields, without "op=" */
 };

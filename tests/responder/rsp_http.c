@@ -311,6 +311,16 @@ static void handle(struct rsp *r, struct conn *c, struct head *h, const unsigned
 	if (resp.no_reply) {
 		/* The request is consumed; the socket stays open and silent. */
 		rsp_log(r, "%s http=none", resp.log);
+	} else if (resp.die) {
+		rsp_log(r, "%s http=died", resp.log);
+		fflush(NULL);
+		_exit(3);
+	} else if (resp.reset) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		rsp_log(r, "%s http=reset", resp.log);
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		conn_close(c);
 	} else {
 		rsp_log(r, "%s http=%d", resp.log, resp.status);
 		if (send_resp(c->fd, &resp, !h->close && resp.stream_len == 0) != 0 ||

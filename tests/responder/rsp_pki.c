@@ -646,8 +646,11 @@ X509 *rsp_pki_issue(struct rsp *r, X509_REQ *req)
 	    NOT_BEFORE, r->conf.valid_seconds);
 	if (x == NULL)
 		return NULL;
+	/* RFC 5480: an EC key agrees on keys, it never enciphers them. */
 	if (!add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") ||
-	    !add_ext(x, ca, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
+	    !add_ext(x, ca, NID_key_usage, EVP_PKEY_is_a(pub, "EC") ?
+	    "critical,digitalSignature,keyAgreement" :
+	    "critical,digitalSignature,keyEncipherment") ||
 	    !add_ext(x, ca, NID_ext_key_usage, "clientAuth,serverAuth") ||
 	    !add_ext(x, ca, NID_subject_key_identifier, "hash") ||
 	    !add_ext(x, ca, NID_authority_key_identifier, "keyid") ||

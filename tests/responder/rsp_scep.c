@@ -49,6 +49,8 @@ struct answer {
 	const char *text;		/* failInfoText, or NULL */
 	STACK_OF(X509) *certs;		/* SUCCESS: not owned */
 	X509_CRL *crl;			/* SUCCESS (GetCRL): not owned */
+	int origin;			/* SUCCESS: the request type this answers
+					 * (PKCSReq even when it came by CertPoll) */
 };
 
 static struct oids oid;
@@ -447,9 +449,87 @@ static int add_attrs(struct rsp *r, CMS_SignerInfo *si, const struct msg *m,
 	return 0;
 }
 
+/*
+ * RFC 8894 §3.1 for a requester whose key cannot decrypt: a password
+ * recipient keyed by the challenge (PBKDF2 and the PWRI key wrap, OpenSSL's
+ * defaults). CMS frees the password copy with the envelope.
+ */
+static CMS_ContentInfo *pwri_envelope(struct rsp *r, BIO *in)
+{
+	CMS_ContentInfo *env = CMS_EnvelopedData_create(r->conf.reply_cipher);
+	size_t n = strlen(r->conf.challenge);
+	unsigned char *pass = OPENSSL_memdup(r->conf.challenge, n);
+
+	/* Created detached: the encrypted content must go inside. */
+	if (env == NULL || pass == NULL || !CMS_set_detached(env, 0) ||
+	    CMS_add0_recipient_password(env, -1, NID_undef, NID_undef, pass,
+	    (ossl_ssize_t)n, NULL) == NULL) {
+		OPENSSL_free(pass);
+		goto fail;
+	}
+	if (CMS_final(env, in, NULL, CMS_BINARY))
+		return env;
+fail:
+	CMS_ContentInfo_free(env);
+	return NULL;
+}
+
+/* NDES writes the ephemeral key's algorithm parameters as NULL (OpenSSL
+ * leaves them out): the recipient takes the curve from its own key. */
+static int null_orig_params(CMS_RecipientInfo *ri)
+{
+	X509_ALGOR *alg = NULL;
+	ASN1_BIT_STRING *pub = NULL;
+
+	return CMS_RecipientInfo_kari_get0_orig_id(ri, &alg, &pub, NULL, NULL, NULL) == 1 &&
+	    alg != NULL &&
+	    X509_ALGOR_set0(alg, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_NULL, NULL);
+}
+
+/* Key agreement (ECDH, ephemeral-static) with the requester's EC key; the
+ * X9.63 KDF with SHA-256 rather than OpenSSL's SHA-1 default. */
+static CMS_ContentInfo *kari_envelope(struct rsp *r, STACK_OF(X509) *to, BIO *in)
+{
+	CMS_ContentInfo *env;
+	CMS_RecipientInfo *ri;
+	EVP_PKEY_CTX *pctx;
+
+	env = CMS_encrypt(to, NULL, r->conf.reply_cipher,
+	    CMS_BINARY | CMS_PARTIAL | CMS_KEY_PARAM);
+	ri = env != NULL ? sk_CMS_RecipientInfo_value(CMS_get0_RecipientInfos(env), 0) : NULL;
+	pctx = ri != NULL ? CMS_RecipientInfo_get0_pkey_ctx(ri) : NULL;
+	if (pctx == NULL || CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_AGREE ||
+	    EVP_PKEY_CTX_set_ecdh_kdf_md(pctx, EVP_sha256()) <= 0 ||
+	    !CMS_final(env, in, NULL, CMS_BINARY) ||
+	    (r->conf.ec_reply == EC_REPLY_KARI_NULL && !null_orig_params(ri))) {
+		CMS_ContentInfo_free(env);
+		return NULL;
+	}
+	return env;
+}
+
+/* RSA requesters get key transport; EC ones key agreement, or with
+ * --ec-reply pwri a password envelope when the request had a challenge. */
+static CMS_ContentInfo *reply_envelope(struct rsp *r, const struct msg *m,
+				       const struct answer *a, STACK_OF(X509) *to, BIO *in,
+				       struct rsp_resp *resp)
+{
+	if (!EVP_PKEY_is_a(X509_get0_pubkey(m->signer), "EC")) {
+		rsp_note(resp, "reply=ktri");
+		return CMS_encrypt(to, in, r->conf.reply_cipher, CMS_BINARY);
+	}
+	if (r->conf.ec_reply == EC_REPLY_PWRI && r->conf.challenge != NULL &&
+	    a->origin == MT_PKCSREQ) {
+		rsp_note(resp, "reply=pwri");
+		return pwri_envelope(r, in);
+	}
+	rsp_note(resp, r->conf.ec_reply == EC_REPLY_KARI_NULL ? "reply=kari-null" : "reply=kari");
+	return kari_envelope(r, to, in);
+}
+
 /* The SUCCESS pkcsPKIEnvelope: a certs-only SignedData encrypted to the requester. */
 static int success_content(struct rsp *r, const struct msg *m, const struct answer *a,
-			   unsigned char **der, int *len)
+			   unsigned char **der, int *len, struct rsp_resp *resp)
 {
 	STACK_OF(X509) *to = sk_X509_new_null();
 	unsigned char *bag = NULL;
@@ -465,7 +545,7 @@ static int success_content(struct rsp *r, const struct msg *m, const struct answ
 	in = BIO_new_mem_buf(bag, bag_len);
 	if (in == NULL)
 		goto out;
-	env = CMS_encrypt(to, in, r->conf.reply_cipher, CMS_BINARY);
+	env = reply_envelope(r, m, a, to, in, resp);
 	if (env == NULL)
 		goto out;
 	*len = i2d_CMS_ContentInfo(env, der);
@@ -490,7 +570,7 @@ static int certrep(struct rsp *r, const struct msg *m, const struct answer *a,
 	X509 *sig = r->pki.sig;
 	EVP_PKEY *sig_key = r->pki.sig_key;
 
-	if (a->status == ST_SUCCESS && success_content(r, m, a, &content, &clen) != 0)
+	if (a->status == ST_SUCCESS && success_content(r, m, a, &content, &clen, resp) != 0)
 		goto out;
 	in = BIO_new_mem_buf(content != NULL ? (void *)content : (void *)"", clen);
 	cms = CMS_sign(NULL, NULL, NULL, NULL, fl);
@@ -656,6 +736,7 @@ static int keep_pending(struct rsp *r, const struct msg *m, X509_REQ *req)
 	if (p == NULL)
 		return -1;
 	p->txid = strdup(m->txid);
+	p->type = m->type;
 	p->signer_pub = X509_get_pubkey(m->signer);
 	if (p->txid == NULL || p->signer_pub == NULL) {
 		pending_free(p);
@@ -667,8 +748,10 @@ static int keep_pending(struct rsp *r, const struct msg *m, X509_REQ *req)
 	return 0;
 }
 
-/* Issues for req and answers SUCCESS with the cert (and the issuing CA in chain mode). */
-static void issue(struct rsp *r, const struct msg *m, X509_REQ *req, struct rsp_resp *resp)
+/* Issues for req (a request of type origin) and answers SUCCESS with the
+ * cert (and the issuing CA in chain mode). */
+static void issue(struct rsp *r, const struct msg *m, X509_REQ *req, int origin,
+		  struct rsp_resp *resp)
 {
 	struct answer a;
 	X509 *x = rsp_pki_issue(r, req);
@@ -690,6 +773,7 @@ static void issue(struct rsp *r, const struct msg *m, X509_REQ *req, struct rsp_
 	if (r->conf.evil == EVIL_WRONGKEY || r->conf.evil == EVIL_WRONGCA)
 		rsp_note(resp, "evil=%s", rsp_evil_name(r->conf.evil));
 	a.status = ST_SUCCESS;
+	a.origin = origin;
 	answer(r, m, &a, resp);
 out:
 	OPENSSL_free(hex);
@@ -760,7 +844,7 @@ static void enroll(struct rsp *r, const struct msg *m, struct rsp_resp *resp)
 		answer(r, m, &a, resp);
 		goto out;
 	}
-	issue(r, m, req, resp);
+	issue(r, m, req, m->type, resp);
 out:
 	X509_REQ_free(req);
 }
@@ -801,6 +885,7 @@ static void certpoll(struct rsp *r, const struct msg *m, struct rsp_resp *resp)
 	X509_NAME *iss = NULL, *sub = NULL;
 	struct answer a;
 	X509_REQ *req;
+	int origin;
 
 	memset(&a, 0, sizeof(a));
 	if (parse_ias(m->inner, m->inner_len, &iss, &sub) != 0) {
@@ -832,9 +917,10 @@ static void certpoll(struct rsp *r, const struct msg *m, struct rsp_resp *resp)
 		goto out;
 	}
 	req = p->req;
+	origin = p->type;
 	p->req = NULL;
 	drop_pending(r, p);
-	issue(r, m, req, resp);
+	issue(r, m, req, origin, resp);
 	X509_REQ_free(req);
 out:
 	X509_NAME_free(iss);
@@ -880,6 +966,7 @@ static void getcert_crl(struct rsp *r, const struct msg *m, struct rsp_resp *res
 		}
 	}
 	a.status = ST_SUCCESS;
+	a.origin = m->type;
 	answer(r, m, &a, resp);
 out:
 	sk_X509_free(a.certs);

@@ -309,8 +309,8 @@ static void test_errors(void **state)
 		     "key 'cipher': 'des' is not aes, aes256 or des3");
 	expect_error(f, "[defaults]\ndigest = md5\n", 2,
 		     "key 'digest': 'md5' is not sha256, sha512 or sha1");
-	expect_error(f, "[defaults]\nkey-type = ec:p256\n", 2,
-		     "key 'key-type': 'ec:p256' is not rsa:2048, rsa:3072 or rsa:4096");
+	expect_error(f, "[defaults]\nkey-type = ec:p521\n", 2,
+		     "key 'key-type': 'ec:p521' is not rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384");
 	expect_error(f, "[defaults]\nurl = ftp://ca/\n", 2,
 		     "key 'url': 'ftp://ca/' is not an http:// or https:// URL");
 	expect_error(f, "[defaults]\nscheme = ftp\n", 2, "key 'scheme': 'ftp' is neither http nor https");

@@ -87,9 +87,11 @@ static int group_setup(void **state)
 	return 0;
 }
 
+static int ec_teardown(void **state);
+
 static int group_teardown(void **state)
 {
-	(void)state;
+	ec_teardown(state);
 	X509_free(T.ca);
 	X509_free(T.ra_sig);
 	X509_free(T.evil);
@@ -730,6 +732,7 @@ static void test_reply_success(void **state)
 	assert_non_null(out.certs);
 	assert_int_equal(sk_X509_num(out.certs), 2);
 	assert_string_equal(out.envelope_cipher, "AES-128-CBC");
+	assert_string_equal(out.envelope_recipient, "key transport");
 	assert_string_equal(out.signature_digest, "SHA256");
 	mine = scep_find_cert_for_key(out.certs, T.our_key);
 	assert_non_null(mine);
@@ -1226,6 +1229,390 @@ static void test_reply_envelope_not_signeddata(void **state)
 	OPENSSL_free(der);
 }
 
+/* ---- EC keys: ECDSA requests, replies by key agreement or password ---- */
+
+/* The EC requester's material, made once by ec_setup. */
+static struct {
+	EVP_PKEY *key, *key384, *other;
+	X509 *signer, *signer384, *other_cert, *issued, *issued384;
+	unsigned char *csr_der;
+	size_t csr_len;
+} E;
+
+static EVP_PKEY *ec_key(const char *curve)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
+
+	assert_non_null(k);
+	return k;
+}
+
+/* CSR and signer cert for key, as the enroll command makes them. */
+static X509 *ec_signer(EVP_PKEY *key, unsigned char **csr_der, size_t *csr_len)
+{
+	struct csr_params p = { .subject = "CN=ec.example,O=p11scep test",
+	    .challenge = "secret", .digest = "SHA256" };
+	X509_REQ *req = NULL;
+	X509 *signer = NULL;
+	int n;
+
+	assert_int_equal(csr_build(&p, key, &req), P11S_OK);
+	assert_int_equal(signer_cert_build(req, key, "SHA256", &signer), P11S_OK);
+	if (csr_der != NULL) {
+		*csr_der = NULL;
+		n = i2d_X509_REQ(req, csr_der);
+		assert_true(n > 0);
+		*csr_len = (size_t)n;
+	}
+	X509_REQ_free(req);
+	return signer;
+}
+
+static int ec_setup(void **state)
+{
+	(void)state;
+	err_clear();
+	if (E.key != NULL)
+		return 0;
+	E.key = ec_key("P-256");
+	E.key384 = ec_key("P-384");
+	E.other = ec_key("P-256");
+	E.signer = ec_signer(E.key, &E.csr_der, &E.csr_len);
+	E.signer384 = ec_signer(E.key384, NULL, NULL);
+	E.other_cert = ec_signer(E.other, NULL, NULL);
+	E.issued = tp_leaf(E.key, "ec.example", T.ca, T.ca_key,
+	    KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT);
+	E.issued384 = tp_leaf(E.key384, "ec.example", T.ca, T.ca_key,
+	    KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT);
+	return 0;
+}
+
+static int ec_teardown(void **state)
+{
+	(void)state;
+	EVP_PKEY_free(E.key);
+	EVP_PKEY_free(E.key384);
+	EVP_PKEY_free(E.other);
+	X509_free(E.signer);
+	X509_free(E.signer384);
+	X509_free(E.other_cert);
+	X509_free(E.issued);
+	X509_free(E.issued384);
+	OPENSSL_free(E.csr_der);
+	memset(&E, 0, sizeof(E));
+	return 0;
+}
+
+/* How a test envelope reaches the requester. */
+struct ec_env {
+	X509 *kari_to;			/* key agreement with this cert's key */
+	const EVP_MD *kdf_md;		/* its X9.63 KDF hash; NULL: OpenSSL's SHA-1 */
+	int null_params;		/* originatorKey parameters NULL, as NDES has them */
+	const char *password;		/* a password recipient too, with this */
+	const char *cipher;		/* content cipher; default AES-128-CBC */
+	int detached;			/* leave the encrypted content out */
+};
+
+static void add_kari(CMS_ContentInfo *env, const struct ec_env *s)
+{
+	CMS_RecipientInfo *ri;
+	EVP_PKEY_CTX *pctx;
+
+	ri = CMS_add1_recipient_cert(env, s->kari_to, CMS_KEY_PARAM);
+	assert_non_null(ri);
+	assert_int_equal(CMS_RecipientInfo_type(ri), CMS_RECIPINFO_AGREE);
+	if (s->kdf_md != NULL) {
+		pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
+		assert_non_null(pctx);
+		assert_true(EVP_PKEY_CTX_set_ecdh_kdf_md(pctx, s->kdf_md) > 0);
+	}
+}
+
+/* The key agreement recipient (the first one) uses this ECDH scheme. */
+static void kari_kdf_is(CMS_ContentInfo *env, int nid)
+{
+	CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(CMS_get0_RecipientInfos(env), 0);
+	X509_ALGOR *alg = NULL;
+	ASN1_OCTET_STRING *ukm = NULL;
+
+	assert_int_equal(CMS_RecipientInfo_type(ri), CMS_RECIPINFO_AGREE);
+	assert_int_equal(CMS_RecipientInfo_kari_get0_alg(ri, &alg, &ukm), 1);
+	assert_int_equal(OBJ_obj2nid(alg->algorithm), nid);
+}
+
+/* NDES's form of the ephemeral key: id-ecPublicKey with NULL parameters
+ * (OpenSSL leaves them out); the curve is then that of our key. */
+static void kari_null_params(CMS_ContentInfo *env)
+{
+	CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(CMS_get0_RecipientInfos(env), 0);
+	X509_ALGOR *alg = NULL;
+	ASN1_BIT_STRING *pub = NULL;
+	const void *pval = NULL;
+	int ptype = 0;
+
+	assert_int_equal(CMS_RecipientInfo_kari_get0_orig_id(ri, &alg, &pub, NULL, NULL, NULL), 1);
+	X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+	assert_int_equal(ptype, V_ASN1_UNDEF);
+	assert_int_equal(X509_ALGOR_set0(alg, OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
+	    V_ASN1_NULL, NULL), 1);
+}
+
+static void add_pwri(CMS_ContentInfo *env, const char *password)
+{
+	size_t n = strlen(password);
+	unsigned char *pass = OPENSSL_memdup(password, n);
+
+	assert_non_null(pass);
+	/* PBKDF2 and the PWRI key wrap; the envelope owns the copy. */
+	assert_non_null(CMS_add0_recipient_password(env, -1, NID_undef, NID_undef, pass,
+	    (ossl_ssize_t)n, NULL));
+}
+
+/* An EnvelopedData around the bag, as a server answering an EC key builds it. */
+static unsigned char *ec_envelope(const struct ec_env *s, const unsigned char *bag,
+				  size_t bag_len, size_t *len)
+{
+	const EVP_CIPHER *c = EVP_get_cipherbyname(s->cipher != NULL ? s->cipher : "AES-128-CBC");
+	CMS_ContentInfo *env;
+	BIO *in = BIO_new_mem_buf(bag, (int)bag_len);
+	unsigned char *der = NULL;
+	int n;
+
+	assert_non_null(c);
+	assert_non_null(in);
+	env = CMS_EnvelopedData_create(c);
+	assert_non_null(env);
+	assert_int_equal(CMS_set_detached(env, 0), 1);
+	if (s->kari_to != NULL)
+		add_kari(env, s);
+	if (s->password != NULL)
+		add_pwri(env, s->password);
+	assert_int_equal(CMS_final(env, in, NULL, CMS_BINARY), 1);
+	if (s->kari_to != NULL)
+		kari_kdf_is(env, s->kdf_md != NULL ? NID_dhSinglePass_stdDH_sha256kdf_scheme :
+		    NID_dhSinglePass_stdDH_sha1kdf_scheme);
+	if (s->null_params)
+		kari_null_params(env);
+	if (s->detached)
+		assert_int_equal(CMS_set_detached(env, 1), 1);
+	n = i2d_CMS_ContentInfo(env, &der);
+	assert_true(n > 0);
+	*len = (size_t)n;
+	CMS_ContentInfo_free(env);
+	BIO_free(in);
+	return der;
+}
+
+static void add_text(CMS_SignerInfo *si, const char *oid, int type, const void *v, int n)
+{
+	assert_int_equal(CMS_signed_add1_attr_by_txt(si, oid, type, v, n), 1);
+}
+
+/* A SUCCESS CertRep by the CA whose pkcsPKIEnvelope is s's envelope of issued. */
+static unsigned char *ec_certrep(const struct ec_env *s, X509 *issued, size_t *len)
+{
+	unsigned char nonce[SCEP_NONCE_LEN], *bag, *env, *der = NULL;
+	size_t bag_len, env_len;
+	CMS_ContentInfo *cms;
+	CMS_SignerInfo *si;
+	BIO *in;
+	int n;
+
+	bag = tp_bag_der(&issued, 1, &bag_len);
+	env = ec_envelope(s, bag, bag_len, &env_len);
+	cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY);
+	assert_non_null(cms);
+	si = CMS_add1_signer(cms, T.ca, T.ca_key, EVP_sha256(), CMS_BINARY | CMS_NOSMIMECAP);
+	assert_non_null(si);
+	assert_int_equal(RAND_bytes(nonce, sizeof(nonce)), 1);
+	add_text(si, "2.16.840.1.113733.1.9.2", V_ASN1_PRINTABLESTRING, "3", 1);
+	add_text(si, "2.16.840.1.113733.1.9.3", V_ASN1_PRINTABLESTRING, "0", 1);
+	add_text(si, "2.16.840.1.113733.1.9.7", V_ASN1_PRINTABLESTRING, T.txn.txid,
+	    (int)strlen(T.txn.txid));
+	add_text(si, "2.16.840.1.113733.1.9.5", V_ASN1_OCTET_STRING, nonce, SCEP_NONCE_LEN);
+	add_text(si, "2.16.840.1.113733.1.9.6", V_ASN1_OCTET_STRING, T.txn.sender_nonce,
+	    SCEP_NONCE_LEN);
+	in = BIO_new_mem_buf(env, (int)env_len);
+	assert_non_null(in);
+	assert_int_equal(CMS_final(cms, in, NULL, CMS_BINARY), 1);
+	n = i2d_CMS_ContentInfo(cms, &der);
+	assert_true(n > 0);
+	*len = (size_t)n;
+	BIO_free(in);
+	CMS_ContentInfo_free(cms);
+	OPENSSL_free(env);
+	OPENSSL_free(bag);
+	return der;
+}
+
+static struct scep_reply_check ec_check(X509 *signer, EVP_PKEY *key, const char *password)
+{
+	struct scep_reply_check c = {
+		.reply_signer = T.ca, .txn = &T.txn,
+		.our_cert = signer, .our_key = key, .password = password,
+	};
+
+	return c;
+}
+
+/* Parses s's CertRep of issued with c: want, and on success issued is ours. */
+static void ec_parse(const struct ec_env *s, X509 *issued, const struct scep_reply_check *c,
+		     enum p11s_err want, const char *how_or_msg)
+{
+	struct scep_reply out;
+	unsigned char *der;
+	size_t len;
+
+	err_clear();
+	der = ec_certrep(s, issued, &len);
+	assert_int_equal(scep_reply_parse(der, len, c, &out), want);
+	OPENSSL_free(der);
+	if (getenv("SHOW_MESSAGES") != NULL)
+		print_message("    message: %s\n", err_msg());
+	if (want != P11S_OK) {
+		assert_null(out.certs);
+		if (strstr(err_msg(), how_or_msg) == NULL)
+			fail_msg("message \"%s\" lacks \"%s\"", err_msg(), how_or_msg);
+		return;
+	}
+	assert_int_equal(out.status, STATUS_SUCCESS);
+	assert_string_equal(out.envelope_recipient, how_or_msg);
+	assert_int_equal(X509_cmp(scep_find_cert_for_key(out.certs, c->our_key), issued), 0);
+	scep_reply_free(&out);
+}
+
+static void test_ec_request(void **state)
+{
+	struct scep_request r = {
+		.type = MSG_PKCSREQ,
+		.content = E.csr_der, .content_len = E.csr_len,
+		.signer_cert = E.signer, .signer_key = E.key,
+		.recipient = T.ca, .cipher = "AES-128-CBC", .digest = "SHA256", .txn = &T.txn,
+	};
+	ASN1_BIT_STRING *ku;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	X509_REQ *back;
+	struct decoded d;
+	size_t len;
+
+	(void)state;
+	/* The signer cert says what an EC key does: sign and agree, never encipher. */
+	ku = X509_get_ext_d2i(E.signer, NID_key_usage, NULL, NULL);
+	assert_non_null(ku);
+	assert_true(ASN1_BIT_STRING_get_bit(ku, 0));
+	assert_true(ASN1_BIT_STRING_get_bit(ku, 4));
+	assert_false(ASN1_BIT_STRING_get_bit(ku, 2));
+	ASN1_BIT_STRING_free(ku);
+	assert_int_equal(X509_verify(E.signer, E.key), 1);
+	/* An ECDSA SignedData around a request encrypted to the RSA CA. */
+	assert_int_equal(scep_request_build(&r, &der, &len), P11S_OK);
+	server_decode(der, len, T.ca_key, T.ca, MSG_PKCSREQ, &d);
+	assert_int_equal(X509_cmp(d.signer, E.signer), 0);
+	assert_int_equal(d.digest_nid, NID_sha256);
+	assert_memory_equal(d.content, E.csr_der, E.csr_len);
+	p = d.content;
+	back = d2i_X509_REQ(NULL, &p, (long)d.content_len);
+	assert_non_null(back);
+	assert_int_equal(X509_REQ_verify(back, E.key), 1);
+	assert_int_equal(EVP_PKEY_eq(X509_REQ_get0_pubkey(back), E.key), 1);
+	X509_REQ_free(back);
+	decoded_free(&d);
+	OPENSSL_free(der);
+}
+
+static void test_ec_reply_kari(void **state)
+{
+	struct tp_certrep tr = base_rep("0");
+	struct scep_reply_check c = ec_check(E.signer, E.key, NULL);
+	struct ec_env s = { .kari_to = E.signer };
+	X509 *issued[] = { E.issued };
+	struct scep_reply out;
+
+	(void)state;
+	/* The test PKI's server: CMS_encrypt picks key agreement for an EC cert. */
+	tr.recipient = E.signer;
+	tr.issued = issued;
+	tr.n_issued = 1;
+	assert_int_equal(parse_rep(&tr, &c, &out), P11S_OK);
+	assert_string_equal(out.envelope_recipient, "key agreement");
+	assert_string_equal(out.envelope_cipher, "AES-128-CBC");
+	assert_int_equal(X509_cmp(scep_find_cert_for_key(out.certs, E.key), E.issued), 0);
+	scep_reply_free(&out);
+	/* KDF with SHA-1 (OpenSSL's default) and SHA-256, AES-256, P-384. */
+	ec_parse(&s, E.issued, &c, P11S_OK, "key agreement");
+	s.null_params = 1;
+	ec_parse(&s, E.issued, &c, P11S_OK, "key agreement");
+	s.null_params = 0;
+	s.kdf_md = EVP_sha256();
+	s.cipher = "AES-256-CBC";
+	ec_parse(&s, E.issued, &c, P11S_OK, "key agreement");
+	s.kari_to = E.signer384;
+	c = ec_check(E.signer384, E.key384, NULL);
+	ec_parse(&s, E.issued384, &c, P11S_OK, "key agreement");
+	/* The password is not needed, and not used, when the key agrees. */
+	c.password = "not the challenge";
+	ec_parse(&s, E.issued384, &c, P11S_OK, "key agreement");
+}
+
+static void test_ec_reply_pwri(void **state)
+{
+	struct scep_reply_check c = ec_check(E.signer, E.key, "secret");
+	struct ec_env s = { .password = "secret" };
+
+	(void)state;
+	ec_parse(&s, E.issued, &c, P11S_OK, "password");
+	s.cipher = "AES-256-CBC";
+	ec_parse(&s, E.issued, &c, P11S_OK, "password");
+	/* Nothing in PWRI depends on the key: an RSA requester can use it too. */
+	c = ec_check(T.signer, T.our_key, "secret");
+	ec_parse(&s, T.issued, &c, P11S_OK, "password");
+	/* Key agreement for us and a password beside it: our key is used. */
+	c = ec_check(E.signer, E.key, "secret");
+	s.kari_to = E.signer;
+	ec_parse(&s, E.issued, &c, P11S_OK, "key agreement");
+	/* A key agreement for someone else beside it: the password opens it. */
+	s.kari_to = E.other_cert;
+	ec_parse(&s, E.issued, &c, P11S_OK, "password");
+}
+
+static void test_ec_reply_refused(void **state)
+{
+	struct scep_reply_check c = ec_check(E.signer, E.key, "secret");
+	struct ec_env s = { .password = "not the secret" };
+
+	(void)state;
+	ec_parse(&s, E.issued, &c, P11S_E_UNTRUSTED, "challenge password does not open");
+	/* A renewal has no challenge: a password envelope cannot be for it. */
+	s.password = "secret";
+	c.password = NULL;
+	ec_parse(&s, E.issued, &c, P11S_E_UNTRUSTED, "no challenge password");
+	c.password = "";
+	ec_parse(&s, E.issued, &c, P11S_E_UNTRUSTED, "no challenge password");
+	/* Key agreement with another EC key, and no password recipient. */
+	s.password = NULL;
+	s.kari_to = E.other_cert;
+	c.password = "secret";
+	ec_parse(&s, E.issued, &c, P11S_E_UNTRUSTED, "not encrypted to our");
+	/* Our cert, a key that is not its own: the agreed key is wrong. */
+	s.kari_to = E.signer;
+	c.our_key = E.other;
+	ec_parse(&s, E.issued, &c, P11S_E_TOKEN, "key agreement needs ECDH");
+	/* No encrypted content at all. */
+	c.our_key = E.key;
+	s.detached = 1;
+	ec_parse(&s, E.issued, &c, P11S_E_MALFORMED, "no encrypted content");
+	s.detached = 0;
+	/* Strict mode refuses a legacy cipher whatever the recipient. */
+	s.kari_to = NULL;
+	s.password = "secret";
+	s.cipher = "DES-EDE3-CBC";
+	c.strict = 1;
+	ec_parse(&s, E.issued, &c, P11S_E_UNTRUSTED, "legacy cipher");
+	c.strict = 0;
+	ec_parse(&s, E.issued, &c, P11S_OK, "password");
+}
+
 /* ---- the real server: micromdm scepserver 2.1.0 ---- */
 
 static X509 *load_cert_der(const char *name)
@@ -1378,6 +1765,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_reply_envelope_not_signeddata, setup),
 		cmocka_unit_test_setup(test_micromdm_success, setup),
 		cmocka_unit_test_setup(test_micromdm_failure, setup),
+		cmocka_unit_test_setup(test_ec_request, ec_setup),
+		cmocka_unit_test_setup(test_ec_reply_kari, ec_setup),
+		cmocka_unit_test_setup(test_ec_reply_pwri, ec_setup),
+		cmocka_unit_test_setup(test_ec_reply_refused, ec_setup),
 	};
 	OSSL_PROVIDER *legacy, *deflt;
 	int rc;
