@@ -13,7 +13,6 @@
  */
 #include "config.h"
 
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +28,8 @@
 
 #include "keystore.h"
 #include "log.h"
+#include "p11_internal.h"
+#include "p11_raw.h"
 #include "secret.h"
 #include "uri.h"
 
@@ -47,40 +48,6 @@
 #define NAMES_MAX		256
 #define ANY_TOKEN		"any initialized token"
 
-struct p11ks {
-	struct ks base;			/* first: the generic code sees only this */
-	struct p11_uri uri;
-	char *module;
-	PKCS11_CTX *ctx;
-	int loaded;
-	PKCS11_SLOT *slots;
-	unsigned int nslots;
-	PKCS11_TOKEN *token;
-	int logged_in;			/* 0: opened without a PIN (token-info) */
-	char label[80];			/* the token's, printable, for messages */
-	/* The current key: the one last found or generated. Certs go beside
-	 * it and remove_key spares it. */
-	int have_key;
-	char *key_label;
-	unsigned char *key_id;
-	size_t key_id_len;
-	EVP_PKEY *key_pub;		/* a software copy of its public key */
-	/* Objects we removed that libp11 0.4.12 still lists: see is_gone(). */
-	const void **gone;
-	size_t ngone;
-	/* Sharing (ks_keep_open): a handle that borrows the context, slots and
-	 * login of its module's owner; the owner counts its borrowers per token. */
-	struct p11ks *owner;
-	struct token_login *logins;
-	size_t nlogins;
-};
-
-struct token_login {
-	PKCS11_SLOT *slot;
-	unsigned int users;		/* borrowed handles using it now */
-	int logged_in;
-};
-
 /* libp11 breaks with two contexts on one module: a single command opens one
  * handle; with ks_keep_open, each module gets one owner that stays loaded. */
 static int ctx_in_use;
@@ -95,7 +62,7 @@ static void p11_close(struct ks *ks);
 
 /* Appends s to buf (size n) with control characters replaced: labels come
  * from the token. */
-static void append_clean(char *buf, size_t n, const char *s)
+void p11_append_clean(char *buf, size_t n, const char *s)
 {
 	size_t len = strlen(buf);
 
@@ -104,7 +71,7 @@ static void append_clean(char *buf, size_t n, const char *s)
 	buf[len] = '\0';
 }
 
-static const char *token_label(const struct p11ks *k)
+const char *p11_token_label(const struct p11ks *k)
 {
 	return k->label[0] != '\0' ? k->label : "?";
 }
@@ -121,11 +88,11 @@ static enum p11s_err token_fail(const struct p11ks *k, const char *what)
 
 	if (lib != NULL && strcmp(lib, CKR_LIB_NAME) == 0)
 		err_set(P11S_E_TOKEN, "%s failed on token '%s' (module %s): CKR 0x%lX (%s)",
-			what, token_label(k), k->module, (unsigned long)ERR_GET_REASON(e),
+			what, p11_token_label(k), k->module, (unsigned long)ERR_GET_REASON(e),
 			reason != NULL ? reason : "unknown");
 	else
 		err_set(P11S_E_TOKEN, "%s failed on token '%s' (module %s): %s",
-			what, token_label(k), k->module,
+			what, p11_token_label(k), k->module,
 			reason != NULL ? reason : "no detail from libp11");
 	ERR_clear_error();
 	return P11S_E_TOKEN;
@@ -188,23 +155,23 @@ static void describe_want(const struct p11_uri *u, char *buf, size_t n)
 		if (vals[i] == NULL)
 			continue;
 		if (buf[0] != '\0')
-			append_clean(buf, n, ", ");
-		append_clean(buf, n, names[i]);
-		append_clean(buf, n, "='");
-		append_clean(buf, n, vals[i]);
-		append_clean(buf, n, "'");
+			p11_append_clean(buf, n, ", ");
+		p11_append_clean(buf, n, names[i]);
+		p11_append_clean(buf, n, "='");
+		p11_append_clean(buf, n, vals[i]);
+		p11_append_clean(buf, n, "'");
 	}
 	if (buf[0] == '\0')
-		append_clean(buf, n, ANY_TOKEN);
+		p11_append_clean(buf, n, ANY_TOKEN);
 }
 
 static void add_name(char *buf, size_t n, const char *name)
 {
 	if (buf[0] != '\0')
-		append_clean(buf, n, ", ");
-	append_clean(buf, n, "'");
-	append_clean(buf, n, name != NULL ? name : "");
-	append_clean(buf, n, "'");
+		p11_append_clean(buf, n, ", ");
+	p11_append_clean(buf, n, "'");
+	p11_append_clean(buf, n, name != NULL ? name : "");
+	p11_append_clean(buf, n, "'");
 }
 
 /* Picks the one initialized token the URI describes. Never by slot id:
@@ -239,7 +206,7 @@ static enum p11s_err pick_token(struct p11ks *k)
 			       "%u tokens match %s in module %s: add serial= to the key URI (serials: %s)",
 			       nmatch, want, k->module, serials);
 	k->token = found;
-	append_clean(k->label, sizeof(k->label), found->label);
+	p11_append_clean(k->label, sizeof(k->label), found->label);
 	return P11S_OK;
 }
 
@@ -271,12 +238,12 @@ static enum p11s_err get_pin(const struct p11ks *k, const struct ks_params *p,
 	if (p->pin_cb == NULL)
 		return err_set(P11S_E_PIN,
 			       "no PIN for token '%s': add pin-source=file:PATH to the key URI",
-			       token_label(k));
-	rc = p->pin_cb(p->pin_arg, token_label(k), buf, n);
+			       p11_token_label(k));
+	rc = p->pin_cb(p->pin_arg, p11_token_label(k), buf, n);
 	if (rc == P11S_E_NOTFOUND)
 		rc = P11S_E_PIN;
 	if (rc != P11S_OK)
-		return err_set(rc, "no PIN for token '%s'", token_label(k));
+		return err_set(rc, "no PIN for token '%s'", p11_token_label(k));
 	if (memchr(buf, '\0', n) == NULL)
 		return err_set(P11S_E_INTERNAL, "the PIN callback wrote no NUL");
 	return P11S_OK;
@@ -301,12 +268,12 @@ static enum p11s_err login_fail(const struct p11ks *k)
 	ERR_clear_error();
 	if (ckr == KS_CKR_PIN_LOCKED)
 		return err_set(P11S_E_PIN, "the PIN of token '%s' is locked (CKR 0x%lX): unlock it with the SO PIN",
-			       token_label(k), ckr);
+			       p11_token_label(k), ckr);
 	if (ckr == KS_CKR_PIN_EXPIRED)
 		return err_set(P11S_E_PIN, "the PIN of token '%s' has expired (CKR 0x%lX): set a new one",
-			       token_label(k), ckr);
+			       p11_token_label(k), ckr);
 	return err_set(P11S_E_PIN, "token '%s' rejected the PIN (CKR 0x%lX): check pin-source or the PIN given",
-		       token_label(k), ckr);
+		       p11_token_label(k), ckr);
 }
 
 /* Key generation needs a read-write session, and it must exist before login. */
@@ -337,7 +304,7 @@ static enum p11s_err login(struct p11ks *k, const struct ks_params *p)
 		rc = login_fail(k);
 	} else {
 		k->logged_in = 1;
-		log_v("logged in to token '%s'", token_label(k));
+		log_v("logged in to token '%s'", p11_token_label(k));
 	}
 out:
 	secret_wipe(pin, sizeof(pin));
@@ -610,7 +577,7 @@ static int cert_gone(const struct p11ks *k, const PKCS11_CERT *c)
 
 /* ------------------------------------------------------------ certificate lookup */
 
-static int id_equal(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
+int p11_id_equal(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
 {
 	return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
 }
@@ -629,7 +596,7 @@ static enum p11s_err list_certs(struct p11ks *k, PKCS11_CERT **certs, unsigned i
 static int cert_has_id(const struct p11ks *k, const PKCS11_CERT *c,
 		       const unsigned char *id, size_t id_len)
 {
-	return c->x509 != NULL && !cert_gone(k, c) && id_equal(id, id_len, c->id, c->id_len);
+	return c->x509 != NULL && !cert_gone(k, c) && p11_id_equal(id, id_len, c->id, c->id_len);
 }
 
 static int carries_key(X509 *x, const EVP_PKEY *pub)
@@ -684,7 +651,7 @@ static int key_matches(const struct p11_uri *u, const PKCS11_KEY *key)
 {
 	if (u->object != NULL && (key->label == NULL || strcmp(u->object, key->label) != 0))
 		return 0;
-	if (u->id != NULL && !id_equal(u->id, u->id_len, key->id, key->id_len))
+	if (u->id != NULL && !p11_id_equal(u->id, u->id_len, key->id, key->id_len))
 		return 0;
 	return 1;
 }
@@ -716,7 +683,7 @@ static enum p11s_err lookup_id(struct p11ks *k, const char *label, const unsigne
 	if (rc != P11S_OK)
 		return rc;
 	for (i = 0; i < n; i++) {
-		if (key_gone(k, &keys[i]) || !id_equal(id, id_len, keys[i].id, keys[i].id_len))
+		if (key_gone(k, &keys[i]) || !p11_id_equal(id, id_len, keys[i].id, keys[i].id_len))
 			continue;
 		if (label != NULL && (keys[i].label == NULL || strcmp(label, keys[i].label) != 0))
 			continue;
@@ -729,7 +696,7 @@ static enum p11s_err lookup_id(struct p11ks *k, const char *label, const unsigne
 		*out = NULL;
 		return err_set(P11S_E_USAGE,
 			       "%u private keys in token '%s' share one id: remove the extra ones",
-			       nmatch, token_label(k));
+			       nmatch, p11_token_label(k));
 	}
 	return P11S_OK;
 }
@@ -881,7 +848,7 @@ static enum p11s_err cand_pub(struct p11ks *k, const struct cand *c, EVP_PKEY **
 	rc = lookup_id(k, c->label, c->id, c->id_len, &key);
 	if (rc == P11S_E_NOTFOUND)
 		return err_set(rc, "a private key of token '%s' vanished while it was read",
-			       token_label(k));
+			       p11_token_label(k));
 	if (rc != P11S_OK)
 		return rc;
 	ERR_clear_error();
@@ -948,17 +915,17 @@ static enum p11s_err rank_cands(struct p11ks *k, struct cand *c, unsigned int n,
 	if (b == n)
 		return err_set(P11S_E_USAGE,
 			       "%u keys in token '%s' match the key URI and none has a certificate: add id= to it",
-			       n, token_label(k));
+			       n, p11_token_label(k));
 	if (tie)
 		return err_set(P11S_E_USAGE,
 			       "%u keys in token '%s' match the key URI and two have equally new certificates: add id= to it",
-			       n, token_label(k));
+			       n, p11_token_label(k));
 	*best = b;
 	return P11S_OK;
 }
 
 /* Picks the URI's key and makes it current; P11S_E_NOTFOUND without a message. */
-static enum p11s_err select_uri_key(struct p11ks *k, EVP_PKEY **out)
+enum p11s_err p11_select_uri_key(struct p11ks *k, EVP_PKEY **out)
 {
 	struct cand *c = NULL;
 	unsigned int n = 0, best = 0;
@@ -977,7 +944,7 @@ static enum p11s_err select_uri_key(struct p11ks *k, EVP_PKEY **out)
 	if (n > 1 && k->uri.id != NULL) {
 		rc = err_set(P11S_E_USAGE,
 			     "%u keys in token '%s' share the id in the key URI: remove the extra ones",
-			     n, token_label(k));
+			     n, p11_token_label(k));
 		goto out;
 	}
 	if (n > 1)
@@ -992,7 +959,7 @@ out:
 static enum p11s_err p11_find_key(struct ks *ks, EVP_PKEY **out)
 {
 	*out = NULL;
-	return select_uri_key((struct p11ks *)ks, out);
+	return p11_select_uri_key((struct p11ks *)ks, out);
 }
 
 /* The key certs go beside: the one found or generated, else the URI's.
@@ -1001,7 +968,7 @@ static enum p11s_err need_key(struct p11ks *k)
 {
 	if (k->have_key)
 		return P11S_OK;
-	return select_uri_key(k, NULL);
+	return p11_select_uri_key(k, NULL);
 }
 
 static enum p11s_err check_id_arg(const struct ks_key_id *id)
@@ -1032,7 +999,7 @@ static enum p11s_err p11_current_id(struct ks *ks, struct ks_key_id *out)
 	rc = need_key(k);
 	if (rc == P11S_E_NOTFOUND)
 		return err_set(rc, "no private key in token '%s' matches the key URI: check object= and id=",
-			       token_label(k));
+			       p11_token_label(k));
 	if (rc != P11S_OK)
 		return rc;
 	if (k->key_id_len == 0 || k->key_id_len > KS_ID_MAX)
@@ -1042,339 +1009,6 @@ static enum p11s_err p11_current_id(struct ks *ks, struct ks_key_id *out)
 	memcpy(out->id, k->key_id, k->key_id_len);
 	out->len = k->key_id_len;
 	return P11S_OK;
-}
-
-/* ------------------------------------------------------------ the module's own functions */
-
-/*
- * libp11 0.4.12 generates only RSA keys and keeps the module's function list
- * private, so EC key generation calls the module directly. The few PKCS#11
- * v2.40 types it needs are declared here (the headers are not a build
- * dependency); their layout is the Unix ABI of pkcs11.h: CK_ULONG is unsigned
- * long, structures are not packed.
- */
-typedef unsigned long ck_ulong;
-
-struct ck_attr {
-	ck_ulong type;
-	void *value;
-	ck_ulong len;
-};
-
-struct ck_mech {
-	ck_ulong mech;
-	void *param;
-	ck_ulong param_len;
-};
-
-struct ck_mech_info {
-	ck_ulong min_size;
-	ck_ulong max_size;
-	ck_ulong flags;
-};
-
-struct ck_info {
-	unsigned char cryptoki_version[2];
-	unsigned char manufacturer[32];
-	ck_ulong flags;
-	unsigned char description[32];
-	unsigned char library_version[2];
-};
-
-struct ck_token_info {
-	unsigned char label[32];
-	unsigned char manufacturer[32];
-	unsigned char model[16];
-	unsigned char serial[16];
-	ck_ulong flags;
-	ck_ulong counts[10];		/* sessions, PIN lengths, memory */
-	unsigned char versions[4];	/* hardware, firmware */
-	unsigned char utc_time[16];
-};
-
-typedef ck_ulong (*ck_unused_fn)(void);
-
-/* CK_FUNCTION_LIST in the standard's order; slots we never call are unused[]. */
-struct ck_functions {
-	unsigned char version[2];
-	ck_ulong (*C_Initialize)(void *args);
-	ck_ulong (*C_Finalize)(void *reserved);
-	ck_ulong (*C_GetInfo)(struct ck_info *info);
-	ck_unused_fn unused3;
-	ck_ulong (*C_GetSlotList)(unsigned char present, ck_ulong *slots, ck_ulong *count);
-	ck_unused_fn unused5;
-	ck_ulong (*C_GetTokenInfo)(ck_ulong slot, struct ck_token_info *info);
-	ck_ulong (*C_GetMechanismList)(ck_ulong slot, ck_ulong *mechs, ck_ulong *count);
-	ck_ulong (*C_GetMechanismInfo)(ck_ulong slot, ck_ulong mech, struct ck_mech_info *info);
-	ck_unused_fn unused9_11[3];
-	ck_ulong (*C_OpenSession)(ck_ulong slot, ck_ulong flags, void *app,
-				  ck_ulong (*notify)(ck_ulong, ck_ulong, void *),
-				  ck_ulong *session);
-	ck_ulong (*C_CloseSession)(ck_ulong session);
-	ck_unused_fn unused14_23[10];
-	ck_ulong (*C_GetAttributeValue)(ck_ulong session, ck_ulong obj, struct ck_attr *attrs,
-					ck_ulong n);
-	ck_unused_fn unused25;
-	ck_ulong (*C_FindObjectsInit)(ck_ulong session, struct ck_attr *attrs, ck_ulong n);
-	ck_ulong (*C_FindObjects)(ck_ulong session, ck_ulong *objs, ck_ulong max, ck_ulong *n);
-	ck_ulong (*C_FindObjectsFinal)(ck_ulong session);
-	ck_unused_fn unused29_58[30];
-	ck_ulong (*C_GenerateKeyPair)(ck_ulong session, struct ck_mech *mech,
-				      struct ck_attr *pub, ck_ulong npub,
-				      struct ck_attr *priv, ck_ulong npriv,
-				      ck_ulong *pub_obj, ck_ulong *priv_obj);
-	ck_unused_fn unused60_67[8];
-};
-
-#define CKR_OK				0x000UL
-#define CKR_MECHANISM_INVALID		0x070UL
-#define CKR_CRYPTOKI_NOT_INITIALIZED	0x190UL
-#define CKF_RW_SESSION			0x002UL
-#define CKF_SERIAL_SESSION		0x004UL
-#define CKF_SIGN			0x800UL
-#define CKF_GENERATE_KEY_PAIR		0x10000UL
-#define CKF_DERIVE			0x80000UL
-#define CKO_PUBLIC_KEY			2UL
-#define CKO_PRIVATE_KEY			3UL
-#define CKK_EC				3UL
-#define CKA_CLASS			0x000UL
-#define CKA_TOKEN			0x001UL
-#define CKA_PRIVATE			0x002UL
-#define CKA_LABEL			0x003UL
-#define CKA_KEY_TYPE			0x100UL
-#define CKA_ID				0x102UL
-#define CKA_SENSITIVE			0x103UL
-#define CKA_SIGN			0x108UL
-#define CKA_VERIFY			0x10AUL
-#define CKA_DERIVE			0x10CUL
-#define CKA_EXTRACTABLE			0x162UL
-#define CKA_EC_PARAMS			0x180UL
-#define CKM_EC_KEY_PAIR_GEN		0x1040UL
-#define CKM_ECDSA			0x1041UL
-#define CKM_ECDH1_DERIVE		0x1050UL
-/* For the RSA size check and token-info. */
-#define CKR_ATTRIBUTE_SENSITIVE		0x011UL
-#define CK_UNAVAILABLE			(~0UL)
-#define CKF_ENCRYPT			0x100UL
-#define CKF_DECRYPT			0x200UL
-#define CKF_VERIFY			0x2000UL
-#define CKO_CERTIFICATE			1UL
-#define CKK_RSA				0UL
-#define CKC_X_509			0UL
-#define CKA_VALUE			0x011UL
-#define CKA_CERTIFICATE_TYPE		0x080UL
-#define CKA_MODULUS			0x120UL
-#define CKA_MODULUS_BITS		0x121UL
-#define CKA_LOCAL			0x163UL
-#define CKA_NEVER_EXTRACTABLE		0x164UL
-#define CKA_ALWAYS_SENSITIVE		0x165UL
-#define CKM_RSA_PKCS_KEY_PAIR_GEN	0x000UL
-#define CKM_RSA_PKCS			0x001UL
-#define CKM_SHA256_RSA_PKCS		0x040UL
-#define CKM_SHA512_RSA_PKCS		0x042UL
-
-/* The names of the CKR_* values a key generation most often meets. */
-static const char *ckr_name(ck_ulong rv)
-{
-	static const struct { ck_ulong rv; const char *name; } names[] = {
-		{ 0x005, "CKR_GENERAL_ERROR" }, { 0x006, "CKR_FUNCTION_FAILED" },
-		{ 0x007, "CKR_ARGUMENTS_BAD" }, { 0x012, "CKR_ATTRIBUTE_TYPE_INVALID" },
-		{ 0x013, "CKR_ATTRIBUTE_VALUE_INVALID" }, { 0x030, "CKR_DEVICE_ERROR" },
-		{ 0x031, "CKR_DEVICE_MEMORY" }, { 0x054, "CKR_FUNCTION_NOT_SUPPORTED" },
-		{ 0x070, "CKR_MECHANISM_INVALID" }, { 0x0B3, "CKR_SESSION_HANDLE_INVALID" },
-		{ 0x0B5, "CKR_SESSION_READ_ONLY" }, { 0x0D0, "CKR_TEMPLATE_INCOMPLETE" },
-		{ 0x0D1, "CKR_TEMPLATE_INCONSISTENT" }, { 0x0E1, "CKR_TOKEN_NOT_RECOGNIZED" },
-		{ 0x0E2, "CKR_TOKEN_WRITE_PROTECTED" }, { 0x101, "CKR_USER_NOT_LOGGED_IN" },
-		{ 0x130, "CKR_DOMAIN_PARAMS_INVALID" }, { 0x150, "CKR_BUFFER_TOO_SMALL" },
-		{ 0x190, "CKR_CRYPTOKI_NOT_INITIALIZED" },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (names[i].rv == rv)
-			return names[i].name;
-	}
-	return "see the module's documentation";
-}
-
-static enum p11s_err raw_fail(const struct p11ks *k, const char *what, ck_ulong rv)
-{
-	return err_set(P11S_E_TOKEN, "%s failed on token '%s' (module %s): CKR 0x%lX (%s)",
-		       what, token_label(k), k->module, rv, ckr_name(rv));
-}
-
-/* The module's functions, in a session of our own on the token. */
-struct raw {
-	void *dl;
-	struct ck_functions *f;
-	int own_init;		/* we initialised this instance: finalise it */
-	ck_ulong slot;
-	ck_ulong session;
-	int have_session;
-};
-
-static void raw_close(struct raw *r)
-{
-	if (r->have_session)
-		r->f->C_CloseSession(r->session);
-	if (r->own_init)
-		r->f->C_Finalize(NULL);
-	if (r->dl != NULL)
-		dlclose(r->dl);
-	memset(r, 0, sizeof(*r));
-}
-
-/* A fixed-width, blank-padded PKCS#11 string equals s (libp11 trims them). */
-static int padded_eq(const unsigned char *field, size_t n, const char *s)
-{
-	size_t len = s != NULL ? strlen(s) : 0, i;
-
-	if (len > n || (len > 0 && memcmp(field, s, len) != 0))
-		return 0;
-	for (i = len; i < n; i++) {
-		if (field[i] != ' ')
-			return 0;
-	}
-	return 1;
-}
-
-static int raw_is_our_token(const struct p11ks *k, struct raw *r, ck_ulong slot)
-{
-	struct ck_token_info ti;
-
-	if (r->f->C_GetTokenInfo(slot, &ti) != CKR_OK)
-		return 0;
-	return padded_eq(ti.label, sizeof(ti.label), k->token->label) &&
-	       padded_eq(ti.serial, sizeof(ti.serial), k->token->serialnr);
-}
-
-/*
- * Our token's slot as this function list numbers it: libp11's slot id when
- * the token there is ours (label and serial), else the one slot that holds it.
- */
-static enum p11s_err raw_find_slot(const struct p11ks *k, struct raw *r)
-{
-	ck_ulong want = PKCS11_get_slotid_from_slot(k->token->slot), slots[64], n = 64, i;
-	unsigned int found = 0;
-
-	if (raw_is_our_token(k, r, want)) {
-		r->slot = want;
-		return P11S_OK;
-	}
-	if (r->f->C_GetSlotList(1, slots, &n) != CKR_OK || n > 64)
-		return err_set(P11S_E_TOKEN, "module %s does not list its slots to a second caller",
-			       k->module);
-	for (i = 0; i < n; i++) {
-		if (raw_is_our_token(k, r, slots[i]) && found++ == 0)
-			r->slot = slots[i];
-	}
-	if (found != 1)
-		return err_set(P11S_E_TOKEN, "module %s shows token '%s' %s to a second caller",
-			       k->module, token_label(k), found == 0 ? "not at all" : "twice");
-	return P11S_OK;
-}
-
-static enum p11s_err raw_functions(const struct p11ks *k, struct raw *r)
-{
-	ck_ulong (*get_list)(struct ck_functions **);
-	void *sym;
-
-	/* The module is loaded: RTLD_NOLOAD hands us libp11's copy, never a second one. */
-	r->dl = dlopen(k->module, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-	sym = r->dl != NULL ? dlsym(r->dl, "C_GetFunctionList") : NULL;
-	if (sym == NULL)
-		return err_set(P11S_E_TOKEN, "cannot reach C_GetFunctionList of module %s", k->module);
-	memcpy(&get_list, &sym, sizeof(get_list));	/* POSIX: a symbol is a function */
-	if (get_list(&r->f) != CKR_OK || r->f == NULL)
-		return err_set(P11S_E_TOKEN, "module %s gave no function list", k->module);
-	if (r->f->version[0] < 2)
-		return err_set(P11S_E_TOKEN, "module %s speaks PKCS#11 %u.%u: 2.x is needed",
-			       k->module, r->f->version[0], r->f->version[1]);
-	return P11S_OK;
-}
-
-/* p11-kit's proxy gives each C_GetFunctionList caller a fresh instance,
- * which needs its own C_Initialize (and C_Finalize after). */
-static enum p11s_err raw_init(const struct p11ks *k, struct raw *r)
-{
-	ck_ulong n = 0, rv;
-
-	rv = r->f->C_GetSlotList(1, NULL, &n);
-	if (rv != CKR_CRYPTOKI_NOT_INITIALIZED)
-		return P11S_OK;
-	rv = r->f->C_Initialize(NULL);
-	if (rv != CKR_OK)
-		return raw_fail(k, "initialising the module a second time", rv);
-	r->own_init = 1;
-	return P11S_OK;
-}
-
-/* A session of our own (read-write if rw); it shares libp11's login, which
- * belongs to the application, not to a session. */
-static enum p11s_err raw_open(const struct p11ks *k, struct raw *r, int rw)
-{
-	enum p11s_err rc;
-	ck_ulong rv;
-
-	memset(r, 0, sizeof(*r));
-	rc = raw_functions(k, r);
-	if (rc == P11S_OK)
-		rc = raw_init(k, r);
-	if (rc == P11S_OK)
-		rc = raw_find_slot(k, r);
-	if (rc != P11S_OK)
-		goto fail;
-	rv = r->f->C_OpenSession(r->slot, CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0), NULL,
-				 NULL, &r->session);
-	if (rv != CKR_OK) {
-		rc = raw_fail(k, rw ? "opening a read-write session" : "opening a session", rv);
-		goto fail;
-	}
-	r->have_session = 1;
-	return P11S_OK;
-fail:
-	raw_close(r);
-	return rc;
-}
-
-#define RAW_MECHS_MAX	4096
-
-/* The slot's mechanisms (C_GetMechanismList); *list is free()d by the caller.
- * Ask C_GetMechanismInfo only about listed ones: some modules (tpm2-pkcs11)
- * log an error on stderr for every mechanism they lack. */
-static enum p11s_err raw_mech_list(const struct p11ks *k, struct raw *r, ck_ulong **list,
-				   ck_ulong *n)
-{
-	ck_ulong rv;
-
-	*list = NULL;
-	*n = 0;
-	rv = r->f->C_GetMechanismList(r->slot, NULL, n);
-	if (rv != CKR_OK)
-		return raw_fail(k, "listing the mechanisms", rv);
-	if (*n > RAW_MECHS_MAX)
-		return err_set(P11S_E_TOKEN, "module %s says it has %lu mechanisms: too many",
-			       k->module, *n);
-	*list = calloc(*n + 1, sizeof(**list));
-	if (*list == NULL)
-		return err_set(P11S_E_NOMEM, "out of memory listing the mechanisms");
-	rv = r->f->C_GetMechanismList(r->slot, *list, n);
-	if (rv == CKR_OK)
-		return P11S_OK;
-	free(*list);
-	*list = NULL;
-	return raw_fail(k, "listing the mechanisms", rv);
-}
-
-static int mech_listed(const ck_ulong *list, ck_ulong n, ck_ulong mech)
-{
-	ck_ulong i;
-
-	for (i = 0; i < n; i++) {
-		if (list[i] == mech)
-			return 1;
-	}
-	return 0;
 }
 
 /* ------------------------------------------------------------ generation */
@@ -1408,7 +1042,7 @@ static enum p11s_err check_id_free(struct p11ks *k, const unsigned char *id, siz
 	if (rc == P11S_OK)
 		return err_set(P11S_E_USAGE,
 			       "token '%s' already holds a key with the id in the key URI: pick another id=",
-			       token_label(k));
+			       p11_token_label(k));
 	return rc;
 }
 
@@ -1432,11 +1066,11 @@ static enum p11s_err rsa_sizes(const struct p11ks *k, unsigned int bits)
 	raw_close(&r);
 	if (rv == CKR_MECHANISM_INVALID || (rv == CKR_OK && !(mi.flags & CKF_GENERATE_KEY_PAIR)))
 		return err_set(P11S_E_TOKEN, "token '%s' (module %s) cannot generate RSA keys "
-			       "(no CKM_RSA_PKCS_KEY_PAIR_GEN)", token_label(k), k->module);
+			       "(no CKM_RSA_PKCS_KEY_PAIR_GEN)", p11_token_label(k), k->module);
 	if (rv != CKR_OK || mi.max_size == 0 || (bits >= mi.min_size && bits <= mi.max_size))
 		return P11S_OK;
 	return err_set(P11S_E_TOKEN, "token '%s' generates RSA keys of %lu to %lu bits, not %u: "
-		       "use --key-type rsa:%u", token_label(k), mi.min_size, mi.max_size, bits,
+		       "use --key-type rsa:%u", p11_token_label(k), mi.min_size, mi.max_size, bits,
 		       mi.max_size >= 3072 ? 3072 : 2048);
 }
 
@@ -1464,7 +1098,7 @@ static enum p11s_err use_current_key(struct p11ks *k)
 	rc = lookup_id(k, NULL, k->key_id, k->key_id_len, &key);
 	if (rc == P11S_E_NOTFOUND)
 		return err_set(P11S_E_TOKEN, "key '%s' left token '%s' before the new key was made",
-			       k->key_label, token_label(k));
+			       k->key_label, p11_token_label(k));
 	if (rc != P11S_OK)
 		return rc;
 	ERR_clear_error();
@@ -1519,7 +1153,7 @@ static int ec_curve_nid(unsigned int bits)
 static int mech_info(struct raw *r, const ck_ulong *list, ck_ulong n, ck_ulong mech,
 		     ck_ulong need, struct ck_mech_info *mi)
 {
-	return mech_listed(list, n, mech) &&
+	return raw_mech_listed(list, n, mech) &&
 	       r->f->C_GetMechanismInfo(r->slot, mech, mi) == CKR_OK &&
 	       (mi->flags & need) == need;
 }
@@ -1544,14 +1178,14 @@ static enum p11s_err ec_mechanisms(const struct p11ks *k, struct raw *r, unsigne
 	if (!mech_info(r, list, n, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, &mi))
 		rc = err_set(P11S_E_TOKEN, "token '%s' (module %s) cannot generate EC keys "
 			     "(no CKM_EC_KEY_PAIR_GEN): use --key-type rsa:2048",
-			     token_label(k), k->module);
+			     p11_token_label(k), k->module);
 	else if (mi.max_size >= 256 && (bits < mi.min_size || bits > mi.max_size))
 		rc = err_set(P11S_E_TOKEN, "token '%s' generates EC keys of %lu to %lu bits, "
-			     "not %u: choose another --key-type", token_label(k),
+			     "not %u: choose another --key-type", p11_token_label(k),
 			     mi.min_size, mi.max_size, bits);
 	else if (!mech_info(r, list, n, CKM_ECDSA, CKF_SIGN, &mi))
 		rc = err_set(P11S_E_TOKEN, "token '%s' (module %s) cannot sign with EC keys "
-			     "(no CKM_ECDSA): use --key-type rsa:2048", token_label(k), k->module);
+			     "(no CKM_ECDSA): use --key-type rsa:2048", p11_token_label(k), k->module);
 	else
 		*derive = mech_info(r, list, n, CKM_ECDH1_DERIVE, CKF_DERIVE, &mi);
 	free(list);
@@ -1656,7 +1290,7 @@ static enum p11s_err p11_generate_key(struct ks *ks, const struct ks_keyspec *sp
 	rc = take_id(k, k->uri.object, id, id_len, out);
 	if (rc == P11S_E_NOTFOUND)
 		return err_set(P11S_E_TOKEN, "token '%s' does not list the key it just generated",
-			       token_label(k));
+			       p11_token_label(k));
 	return rc;
 }
 
@@ -1681,7 +1315,7 @@ static enum p11s_err remove_keys(struct p11ks *k, int public, const struct ks_ke
 						      "listing the private keys");
 		for (i = 0; i < n; i++) {
 			if (!key_gone(k, &keys[i]) &&
-			    id_equal(id->id, id->len, keys[i].id, keys[i].id_len))
+			    p11_id_equal(id->id, id->len, keys[i].id, keys[i].id_len))
 				break;
 		}
 		if (i == n)
@@ -1751,10 +1385,10 @@ static enum p11s_err p11_remove_key(struct ks *ks, const struct ks_key_id *id)
 	if (rc != P11S_OK)
 		return rc;
 	id_hex(hex, sizeof(hex), id->id, id->len);
-	if (k->have_key && id_equal(id->id, id->len, k->key_id, k->key_id_len))
+	if (k->have_key && p11_id_equal(id->id, id->len, k->key_id, k->key_id_len))
 		return err_set(P11S_E_USAGE,
 			       "refusing to remove key '%s' (id %s) from token '%s': it is the key in use",
-			       k->key_label, hex, token_label(k));
+			       k->key_label, hex, p11_token_label(k));
 	rc = remove_keys(k, 0, id, &nkeys);
 	if (rc == P11S_OK)
 		rc = remove_keys(k, 1, id, &nother);
@@ -1764,7 +1398,7 @@ static enum p11s_err p11_remove_key(struct ks *ks, const struct ks_key_id *id)
 		return rc;
 	if (nkeys + nother == 0)
 		return err_set(P11S_E_NOTFOUND, "token '%s' holds no key with id %s: nothing to remove",
-			       token_label(k), hex);
+			       p11_token_label(k), hex);
 	return P11S_OK;
 }
 
@@ -1805,7 +1439,7 @@ static int find_same(const struct p11ks *k, PKCS11_CERT *certs, unsigned int n, 
 	for (i = 0; i < n; i++) {
 		if (certs[i].x509 == NULL || cert_gone(k, &certs[i]))
 			continue;
-		if (id != NULL && !id_equal(id, id_len, certs[i].id, certs[i].id_len))
+		if (id != NULL && !p11_id_equal(id, id_len, certs[i].id, certs[i].id_len))
 			continue;
 		if (X509_cmp(certs[i].x509, x) == 0)
 			return (int)i;
@@ -1825,7 +1459,7 @@ static enum p11s_err p11_store_cert(struct ks *ks, X509 *cert)
 	rc = need_key(k);
 	if (rc == P11S_E_NOTFOUND)
 		return err_set(rc, "no private key in token '%s' matches the key URI: the certificate has no key to go beside",
-			       token_label(k));
+			       p11_token_label(k));
 	if (rc != P11S_OK)
 		return rc;
 	if (!carries_key(cert, k->key_pub))
@@ -1906,489 +1540,6 @@ static enum p11s_err p11_store_ca_cert(struct ks *ks, X509 *cert)
 	if (PKCS11_store_certificate(k->token, cert, label, id, id_len, NULL) != 0)
 		rc = token_fail(k, "storing the CA certificate");
 	free(label);
-	return rc;
-}
-
-/* ------------------------------------------------------------ token-info */
-
-/* What token-info reads stops here: a module's answers are not trusted. */
-#define INFO_OBJS_MAX	1024
-#define INFO_ATTR_MAX	(1024 * 1024)
-
-/* A blank-padded PKCS#11 string as printable text. */
-static void info_str(char *dst, size_t n, const unsigned char *src, size_t len)
-{
-	size_t i;
-
-	while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\0'))
-		len--;
-	for (i = 0; i < len && i + 1 < n; i++)
-		dst[i] = src[i] < 0x20 || src[i] == 0x7f ? '?' : (char)src[i];
-	dst[i] = '\0';
-}
-
-static void info_library(struct raw *r, struct ks_info *out)
-{
-	struct ck_info ci;
-
-	if (r->f->C_GetInfo(&ci) != CKR_OK)
-		return;
-	info_str(out->lib_manufacturer, sizeof(out->lib_manufacturer), ci.manufacturer,
-		 sizeof(ci.manufacturer));
-	info_str(out->lib_description, sizeof(out->lib_description), ci.description,
-		 sizeof(ci.description));
-	out->cryptoki_major = ci.cryptoki_version[0];
-	out->cryptoki_minor = ci.cryptoki_version[1];
-	out->lib_major = ci.library_version[0];
-	out->lib_minor = ci.library_version[1];
-}
-
-static const struct {
-	ck_ulong bit;
-	const char *name;
-} token_flags[] = {
-	{ 0x400, "initialized" }, { 0x004, "login-required" }, { 0x008, "user-pin-set" },
-	{ 0x001, "rng" }, { 0x002, "write-protected" }, { 0x100, "protected-auth-path" },
-	{ 0x040, "clock" }, { 0x10000, "user-pin-count-low" }, { 0x20000, "user-pin-final-try" },
-	{ 0x40000, "user-pin-locked" }, { 0x80000, "user-pin-to-be-changed" },
-	{ 0x400000, "so-pin-locked" },
-};
-
-static enum p11s_err info_token(const struct p11ks *k, struct raw *r, struct ks_info *out)
-{
-	struct ck_token_info ti;
-	ck_ulong rv;
-	size_t i;
-
-	rv = r->f->C_GetTokenInfo(r->slot, &ti);
-	if (rv != CKR_OK)
-		return raw_fail(k, "reading the token information", rv);
-	info_str(out->label, sizeof(out->label), ti.label, sizeof(ti.label));
-	info_str(out->manufacturer, sizeof(out->manufacturer), ti.manufacturer,
-		 sizeof(ti.manufacturer));
-	info_str(out->model, sizeof(out->model), ti.model, sizeof(ti.model));
-	info_str(out->serial, sizeof(out->serial), ti.serial, sizeof(ti.serial));
-	for (i = 0; i < sizeof(token_flags) / sizeof(token_flags[0]); i++) {
-		if ((ti.flags & token_flags[i].bit) && out->n_flags < KS_INFO_FLAGS)
-			out->flags[out->n_flags++] = token_flags[i].name;
-	}
-	return P11S_OK;
-}
-
-/* The mechanisms p11scep's key operations come down to, with libp11 0.4.12:
- * OpenSSL hashes, the token signs or decrypts the raw block. */
-static const struct {
-	ck_ulong mech, need;
-	const char *name, *ckm, *use;
-} used_mechs[] = {
-	{ CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, "RSA key generation",
-	  "CKM_RSA_PKCS_KEY_PAIR_GEN", "new RSA keys" },
-	{ CKM_RSA_PKCS, CKF_SIGN | CKF_DECRYPT, "RSA PKCS#1 v1.5", "CKM_RSA_PKCS",
-	  "RSA signatures, decrypting replies" },
-	{ CKM_SHA256_RSA_PKCS, CKF_SIGN, "SHA-256 with RSA", "CKM_SHA256_RSA_PKCS",
-	  "not needed: OpenSSL hashes, CKM_RSA_PKCS signs" },
-	{ CKM_SHA512_RSA_PKCS, CKF_SIGN, "SHA-512 with RSA", "CKM_SHA512_RSA_PKCS",
-	  "not needed: OpenSSL hashes, CKM_RSA_PKCS signs" },
-	{ CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, "EC key generation",
-	  "CKM_EC_KEY_PAIR_GEN", "new EC keys" },
-	{ CKM_ECDSA, CKF_SIGN, "ECDSA", "CKM_ECDSA", "EC signatures" },
-	{ CKM_ECDH1_DERIVE, CKF_DERIVE, "ECDH", "CKM_ECDH1_DERIVE",
-	  "EC replies by key agreement (else password-based)" },
-};
-
-static const struct {
-	ck_ulong bit;
-	const char *name;
-} mech_flag_names[] = {
-	{ 0x1, "hw" }, { CKF_GENERATE_KEY_PAIR, "generate" }, { CKF_SIGN, "sign" },
-	{ CKF_VERIFY, "verify" }, { CKF_ENCRYPT, "encrypt" }, { CKF_DECRYPT, "decrypt" },
-	{ CKF_DERIVE, "derive" },
-};
-
-static void mech_flags(char *buf, size_t n, ck_ulong flags)
-{
-	size_t i;
-
-	buf[0] = '\0';
-	for (i = 0; i < sizeof(mech_flag_names) / sizeof(mech_flag_names[0]); i++) {
-		if (!(flags & mech_flag_names[i].bit))
-			continue;
-		if (buf[0] != '\0')
-			append_clean(buf, n, " ");
-		append_clean(buf, n, mech_flag_names[i].name);
-	}
-}
-
-static void info_mech(struct raw *r, const ck_ulong *list, ck_ulong n, size_t i,
-		      struct ks_mech *m)
-{
-	struct ck_mech_info mi;
-
-	m->name = used_mechs[i].name;
-	m->ckm = used_mechs[i].ckm;
-	m->use = used_mechs[i].use;
-	m->offered = mech_listed(list, n, used_mechs[i].mech);
-	if (!m->offered || r->f->C_GetMechanismInfo(r->slot, used_mechs[i].mech, &mi) != CKR_OK)
-		return;
-	m->min_size = mi.min_size;
-	m->max_size = mi.max_size;
-	m->usable = (mi.flags & used_mechs[i].need) == used_mechs[i].need;
-	mech_flags(m->flags, sizeof(m->flags), mi.flags);
-}
-
-static enum p11s_err info_mechs(const struct p11ks *k, struct raw *r, struct ks_info *out)
-{
-	ck_ulong *list, n;
-	size_t i;
-	enum p11s_err rc;
-
-	rc = raw_mech_list(k, r, &list, &n);
-	if (rc != P11S_OK)
-		return rc;
-	for (i = 0; i < sizeof(used_mechs) / sizeof(used_mechs[0]) && i < KS_INFO_MECHS; i++)
-		info_mech(r, list, n, i, &out->mechs[out->n_mechs++]);
-	free(list);
-	return P11S_OK;
-}
-
-/* One attribute's value, allocated with a NUL after it: 1, or 0 when the
- * module gives none, or -1 out of memory. */
-static int attr_get(struct raw *r, ck_ulong obj, ck_ulong type, unsigned char **val,
-		    size_t *len)
-{
-	struct ck_attr a = { type, NULL, 0 };
-	ck_ulong size;
-	unsigned char *v;
-
-	*val = NULL;
-	*len = 0;
-	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK ||
-	    a.len == CK_UNAVAILABLE || a.len > INFO_ATTR_MAX)
-		return 0;
-	size = a.len;
-	v = malloc(size + 1);
-	if (v == NULL)
-		return -1;
-	a.value = v;
-	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK || a.len > size) {
-		free(v);
-		return 0;
-	}
-	v[a.len] = '\0';
-	*val = v;
-	*len = a.len;
-	return 1;
-}
-
-/* A CK_BBOOL attribute: 1, 0, or -1 when the module gives none. */
-static int attr_bool(struct raw *r, ck_ulong obj, ck_ulong type)
-{
-	unsigned char b = 0;
-	struct ck_attr a = { type, &b, 1 };
-
-	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK || a.len != 1)
-		return -1;
-	return b != 0;
-}
-
-static int attr_ulong(struct raw *r, ck_ulong obj, ck_ulong type, ck_ulong *v)
-{
-	struct ck_attr a = { type, v, sizeof(*v) };
-
-	*v = 0;
-	return r->f->C_GetAttributeValue(r->session, obj, &a, 1) == CKR_OK &&
-	       a.len == sizeof(*v);
-}
-
-static const struct {
-	int nid;
-	const char *name;
-	unsigned int bits;
-} info_curves[] = {
-	{ NID_X9_62_prime256v1, "P-256", 256 }, { NID_secp384r1, "P-384", 384 },
-	{ NID_secp521r1, "P-521", 521 }, { NID_secp224r1, "P-224", 224 },
-	{ NID_X9_62_prime192v1, "P-192", 192 },
-};
-
-/* CKA_EC_PARAMS holds the curve's OID (namedCurve). */
-static void info_ec(const unsigned char *params, size_t len, struct ks_object *o)
-{
-	const unsigned char *p = params;
-	ASN1_OBJECT *oid = len <= INFO_ATTR_MAX ? d2i_ASN1_OBJECT(NULL, &p, (long)len) : NULL;
-	int nid = oid != NULL ? OBJ_obj2nid(oid) : NID_undef;
-	size_t i;
-
-	ASN1_OBJECT_free(oid);
-	snprintf(o->key_type, sizeof(o->key_type), "EC");
-	for (i = 0; i < sizeof(info_curves) / sizeof(info_curves[0]); i++) {
-		if (info_curves[i].nid == nid) {
-			snprintf(o->key_type, sizeof(o->key_type), "EC %s", info_curves[i].name);
-			o->bits = info_curves[i].bits;
-		}
-	}
-}
-
-static unsigned int modulus_bits(const unsigned char *m, size_t len)
-{
-	BIGNUM *bn = BN_bin2bn(m, (int)len, NULL);
-	unsigned int bits = bn != NULL ? (unsigned int)BN_num_bits(bn) : 0;
-
-	BN_free(bn);
-	return bits;
-}
-
-static int info_key(struct raw *r, ck_ulong obj, struct ks_object *o)
-{
-	unsigned char *v;
-	size_t len;
-	ck_ulong type, bits;
-	int got = 0;
-
-	o->sensitive = attr_bool(r, obj, CKA_SENSITIVE);
-	o->always_sensitive = attr_bool(r, obj, CKA_ALWAYS_SENSITIVE);
-	o->extractable = attr_bool(r, obj, CKA_EXTRACTABLE);
-	o->never_extractable = attr_bool(r, obj, CKA_NEVER_EXTRACTABLE);
-	o->local = attr_bool(r, obj, CKA_LOCAL);
-	snprintf(o->key_type, sizeof(o->key_type), "?");
-	if (!attr_ulong(r, obj, CKA_KEY_TYPE, &type))
-		return 0;
-	if (type == CKK_EC) {
-		got = attr_get(r, obj, CKA_EC_PARAMS, &v, &len);
-		if (got > 0)
-			info_ec(v, len, o);
-		else
-			snprintf(o->key_type, sizeof(o->key_type), "EC");
-		free(v);
-		return got < 0 ? -1 : 0;
-	}
-	if (type != CKK_RSA) {
-		snprintf(o->key_type, sizeof(o->key_type), "type 0x%lX", type);
-		return 0;
-	}
-	snprintf(o->key_type, sizeof(o->key_type), "RSA");
-	if (attr_ulong(r, obj, CKA_MODULUS_BITS, &bits) && bits > 0 && bits <= 65536) {
-		o->bits = (unsigned int)bits;
-		return 0;
-	}
-	got = attr_get(r, obj, CKA_MODULUS, &v, &len);
-	if (got > 0)
-		o->bits = modulus_bits(v, len);
-	free(v);
-	return got < 0 ? -1 : 0;
-}
-
-static int info_cert(struct raw *r, ck_ulong obj, struct ks_object *o)
-{
-	const unsigned char *p;
-	unsigned char *v;
-	size_t len;
-	ck_ulong type;
-	int got;
-
-	if (!attr_ulong(r, obj, CKA_CERTIFICATE_TYPE, &type) || type != CKC_X_509)
-		return 0;
-	got = attr_get(r, obj, CKA_VALUE, &v, &len);
-	if (got > 0) {
-		p = v;
-		o->cert = d2i_X509(NULL, &p, (long)len);
-		ERR_clear_error();
-	}
-	free(v);
-	return got < 0 ? -1 : 0;
-}
-
-/* Control characters in a label from the token become '?'. */
-static void clean_label(char *s)
-{
-	for (; s != NULL && *s != '\0'; s++) {
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
-	}
-}
-
-static enum p11s_err info_object(struct raw *r, ck_ulong obj, enum ks_obj_class cls,
-				 struct ks_object *o)
-{
-	unsigned char *label;
-	size_t len;
-	int got;
-
-	memset(o, 0, sizeof(*o));
-	o->cls = cls;
-	o->sensitive = o->always_sensitive = o->extractable = -1;
-	o->never_extractable = o->local = -1;
-	got = attr_get(r, obj, CKA_LABEL, &label, &len);
-	o->label = (char *)label;
-	clean_label(o->label);
-	if (got >= 0)
-		got = attr_get(r, obj, CKA_ID, &o->id, &o->id_len);
-	o->is_private = attr_bool(r, obj, CKA_PRIVATE);
-	if (got >= 0)
-		got = cls == KS_OBJ_CERT ? info_cert(r, obj, o) : info_key(r, obj, o);
-	if (got < 0)
-		return err_set(P11S_E_NOMEM, "out of memory reading the token's objects");
-	return P11S_OK;
-}
-
-/* The handles of every object of a class (those the session may see). */
-static enum p11s_err find_class(const struct p11ks *k, struct raw *r, ck_ulong cls,
-				ck_ulong *objs, size_t max, size_t *n)
-{
-	struct ck_attr tmpl = { CKA_CLASS, &cls, sizeof(cls) };
-	ck_ulong got, rv;
-
-	*n = 0;
-	rv = r->f->C_FindObjectsInit(r->session, &tmpl, 1);
-	if (rv != CKR_OK)
-		return raw_fail(k, "searching the token's objects", rv);
-	do {
-		got = 0;
-		rv = r->f->C_FindObjects(r->session, objs + *n, max - *n, &got);
-		if (rv != CKR_OK || got > max - *n)
-			break;
-		*n += got;
-	} while (got > 0 && *n < max);
-	r->f->C_FindObjectsFinal(r->session);
-	if (rv != CKR_OK)
-		return raw_fail(k, "searching the token's objects", rv);
-	if (got > max - *n)
-		return err_set(P11S_E_TOKEN, "module %s found more objects than it was asked for",
-			       k->module);
-	return P11S_OK;
-}
-
-/* A private key's size the module keeps to itself: its public key's. */
-static void bits_from_public(struct ks_info *out)
-{
-	struct ks_object *o, *p;
-	size_t i, j;
-
-	for (i = 0; i < out->n_objs; i++) {
-		o = &out->objs[i];
-		for (j = 0; o->cls == KS_OBJ_PRIVKEY && o->bits == 0 && j < out->n_objs; j++) {
-			p = &out->objs[j];
-			if (p->cls == KS_OBJ_PUBKEY && o->id_len > 0 &&
-			    id_equal(o->id, o->id_len, p->id, p->id_len) &&
-			    strcmp(o->key_type, p->key_type) == 0)
-				o->bits = p->bits;
-		}
-	}
-}
-
-/* The objects of one class, appended to out->objs. */
-static enum p11s_err info_class(const struct p11ks *k, struct raw *r, ck_ulong cko,
-				enum ks_obj_class cls, ck_ulong *objs, struct ks_info *out)
-{
-	struct ks_object *more;
-	size_t i, n;
-	enum p11s_err rc;
-
-	rc = find_class(k, r, cko, objs, INFO_OBJS_MAX, &n);
-	if (rc != P11S_OK || n == 0)
-		return rc;
-	more = realloc(out->objs, (out->n_objs + n) * sizeof(*more));
-	if (more == NULL)
-		return err_set(P11S_E_NOMEM, "out of memory listing the token's objects");
-	out->objs = more;
-	for (i = 0; i < n; i++) {
-		/* counted first: ks_info_free frees what a failure left half read */
-		rc = info_object(r, objs[i], cls, &out->objs[out->n_objs++]);
-		if (rc != P11S_OK)
-			return rc;
-	}
-	return P11S_OK;
-}
-
-static enum p11s_err info_objects(const struct p11ks *k, struct raw *r, struct ks_info *out)
-{
-	ck_ulong *objs;
-	enum p11s_err rc;
-
-	objs = calloc(INFO_OBJS_MAX, sizeof(*objs));
-	if (objs == NULL)
-		return err_set(P11S_E_NOMEM, "out of memory listing the token's objects");
-	rc = info_class(k, r, CKO_PRIVATE_KEY, KS_OBJ_PRIVKEY, objs, out);
-	if (rc == P11S_OK)
-		rc = info_class(k, r, CKO_PUBLIC_KEY, KS_OBJ_PUBKEY, objs, out);
-	if (rc == P11S_OK)
-		rc = info_class(k, r, CKO_CERTIFICATE, KS_OBJ_CERT, objs, out);
-	free(objs);
-	bits_from_public(out);
-	return rc;
-}
-
-/* Marks the key the URI selects (as enroll would choose it), its public key
- * and certificates; or says why none is marked. */
-static enum p11s_err info_select(struct p11ks *k, struct ks_info *out)
-{
-	struct ks_object *o;
-	enum p11s_err rc;
-	size_t i;
-
-	out->selection[0] = '\0';
-	if (k->uri.object == NULL && k->uri.id == NULL) {
-		append_clean(out->selection, sizeof(out->selection),
-			     "the key URI names no key (object=, id=)");
-		return P11S_OK;
-	}
-	if (!k->logged_in) {
-		append_clean(out->selection, sizeof(out->selection),
-			     "not logged in: private keys are hidden, none is marked");
-		return P11S_OK;
-	}
-	rc = select_uri_key(k, NULL);
-	if (rc == P11S_E_NOTFOUND || rc == P11S_E_USAGE) {
-		append_clean(out->selection, sizeof(out->selection), rc == P11S_E_NOTFOUND ?
-			     "no private key matches the key URI" : err_msg());
-		err_clear();
-		return P11S_OK;
-	}
-	if (rc != P11S_OK)
-		return rc;
-	for (i = 0; i < out->n_objs; i++) {
-		o = &out->objs[i];
-		if (!id_equal(o->id, o->id_len, k->key_id, k->key_id_len))
-			continue;
-		if ((o->cls == KS_OBJ_PRIVKEY || k->key_id_len == 0) &&
-		    strcmp(o->label != NULL ? o->label : "", k->key_label) != 0)
-			continue;
-		o->selected = 1;
-	}
-	append_clean(out->selection, sizeof(out->selection), "the key URI selects '");
-	append_clean(out->selection, sizeof(out->selection), k->key_label);
-	append_clean(out->selection, sizeof(out->selection), "' (marked *)");
-	return P11S_OK;
-}
-
-static enum p11s_err p11_info(struct ks *ks, struct ks_info *out)
-{
-	struct p11ks *k = (struct p11ks *)ks;
-	const char *desc = k->token->slot->description;
-	struct raw r;
-	enum p11s_err rc;
-
-	memset(out, 0, sizeof(*out));
-	out->module = strdup(k->module);
-	if (out->module == NULL)
-		return err_set(P11S_E_NOMEM, "out of memory");
-	out->logged_in = k->logged_in;
-	if (desc != NULL)
-		info_str(out->slot_description, sizeof(out->slot_description),
-			 (const unsigned char *)desc, strlen(desc));
-	rc = raw_open(k, &r, 0);
-	if (rc == P11S_OK) {
-		info_library(&r, out);
-		rc = info_token(k, &r, out);
-		if (rc == P11S_OK)
-			rc = info_mechs(k, &r, out);
-		if (rc == P11S_OK)
-			rc = info_objects(k, &r, out);
-		raw_close(&r);
-	}
-	if (rc == P11S_OK)
-		rc = info_select(k, out);
-	if (rc != P11S_OK)
-		ks_info_free(out);
 	return rc;
 }
 

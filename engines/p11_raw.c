@@ -1,0 +1,202 @@
+#include "config.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libp11.h>
+
+#include "p11_raw.h"
+
+/* The names of the CKR_* values a key generation most often meets. */
+static const char *ckr_name(ck_ulong rv)
+{
+	static const struct { ck_ulong rv; const char *name; } names[] = {
+		{ 0x005, "CKR_GENERAL_ERROR" }, { 0x006, "CKR_FUNCTION_FAILED" },
+		{ 0x007, "CKR_ARGUMENTS_BAD" }, { 0x012, "CKR_ATTRIBUTE_TYPE_INVALID" },
+		{ 0x013, "CKR_ATTRIBUTE_VALUE_INVALID" }, { 0x030, "CKR_DEVICE_ERROR" },
+		{ 0x031, "CKR_DEVICE_MEMORY" }, { 0x054, "CKR_FUNCTION_NOT_SUPPORTED" },
+		{ 0x070, "CKR_MECHANISM_INVALID" }, { 0x0B3, "CKR_SESSION_HANDLE_INVALID" },
+		{ 0x0B5, "CKR_SESSION_READ_ONLY" }, { 0x0D0, "CKR_TEMPLATE_INCOMPLETE" },
+		{ 0x0D1, "CKR_TEMPLATE_INCONSISTENT" }, { 0x0E1, "CKR_TOKEN_NOT_RECOGNIZED" },
+		{ 0x0E2, "CKR_TOKEN_WRITE_PROTECTED" }, { 0x101, "CKR_USER_NOT_LOGGED_IN" },
+		{ 0x130, "CKR_DOMAIN_PARAMS_INVALID" }, { 0x150, "CKR_BUFFER_TOO_SMALL" },
+		{ 0x190, "CKR_CRYPTOKI_NOT_INITIALIZED" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (names[i].rv == rv)
+			return names[i].name;
+	}
+	return "see the module's documentation";
+}
+
+enum p11s_err raw_fail(const struct p11ks *k, const char *what, ck_ulong rv)
+{
+	return err_set(P11S_E_TOKEN, "%s failed on token '%s' (module %s): CKR 0x%lX (%s)",
+		       what, p11_token_label(k), k->module, rv, ckr_name(rv));
+}
+
+
+void raw_close(struct raw *r)
+{
+	if (r->have_session)
+		r->f->C_CloseSession(r->session);
+	if (r->own_init)
+		r->f->C_Finalize(NULL);
+	if (r->dl != NULL)
+		dlclose(r->dl);
+	memset(r, 0, sizeof(*r));
+}
+
+/* A fixed-width, blank-padded PKCS#11 string equals s (libp11 trims them). */
+static int padded_eq(const unsigned char *field, size_t n, const char *s)
+{
+	size_t len = s != NULL ? strlen(s) : 0, i;
+
+	if (len > n || (len > 0 && memcmp(field, s, len) != 0))
+		return 0;
+	for (i = len; i < n; i++) {
+		if (field[i] != ' ')
+			return 0;
+	}
+	return 1;
+}
+
+static int raw_is_our_token(const struct p11ks *k, struct raw *r, ck_ulong slot)
+{
+	struct ck_token_info ti;
+
+	if (r->f->C_GetTokenInfo(slot, &ti) != CKR_OK)
+		return 0;
+	return padded_eq(ti.label, sizeof(ti.label), k->token->label) &&
+	       padded_eq(ti.serial, sizeof(ti.serial), k->token->serialnr);
+}
+
+/*
+ * Our token's slot as this function list numbers it: libp11's slot id when
+ * the token there is ours (label and serial), else the one slot that holds it.
+ */
+static enum p11s_err raw_find_slot(const struct p11ks *k, struct raw *r)
+{
+	ck_ulong want = PKCS11_get_slotid_from_slot(k->token->slot), slots[64], n = 64, i;
+	unsigned int found = 0;
+
+	if (raw_is_our_token(k, r, want)) {
+		r->slot = want;
+		return P11S_OK;
+	}
+	if (r->f->C_GetSlotList(1, slots, &n) != CKR_OK || n > 64)
+		return err_set(P11S_E_TOKEN, "module %s does not list its slots to a second caller",
+			       k->module);
+	for (i = 0; i < n; i++) {
+		if (raw_is_our_token(k, r, slots[i]) && found++ == 0)
+			r->slot = slots[i];
+	}
+	if (found != 1)
+		return err_set(P11S_E_TOKEN, "module %s shows token '%s' %s to a second caller",
+			       k->module, p11_token_label(k), found == 0 ? "not at all" : "twice");
+	return P11S_OK;
+}
+
+static enum p11s_err raw_functions(const struct p11ks *k, struct raw *r)
+{
+	ck_ulong (*get_list)(struct ck_functions **);
+	void *sym;
+
+	/* The module is loaded: RTLD_NOLOAD hands us libp11's copy, never a second one. */
+	r->dl = dlopen(k->module, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+	sym = r->dl != NULL ? dlsym(r->dl, "C_GetFunctionList") : NULL;
+	if (sym == NULL)
+		return err_set(P11S_E_TOKEN, "cannot reach C_GetFunctionList of module %s", k->module);
+	memcpy(&get_list, &sym, sizeof(get_list));	/* POSIX: a symbol is a function */
+	if (get_list(&r->f) != CKR_OK || r->f == NULL)
+		return err_set(P11S_E_TOKEN, "module %s gave no function list", k->module);
+	if (r->f->version[0] < 2)
+		return err_set(P11S_E_TOKEN, "module %s speaks PKCS#11 %u.%u: 2.x is needed",
+			       k->module, r->f->version[0], r->f->version[1]);
+	return P11S_OK;
+}
+
+/* p11-kit's proxy gives each C_GetFunctionList caller a fresh instance,
+ * which needs its own C_Initialize (and C_Finalize after). */
+static enum p11s_err raw_init(const struct p11ks *k, struct raw *r)
+{
+	ck_ulong n = 0, rv;
+
+	rv = r->f->C_GetSlotList(1, NULL, &n);
+	if (rv != CKR_CRYPTOKI_NOT_INITIALIZED)
+		return P11S_OK;
+	rv = r->f->C_Initialize(NULL);
+	if (rv != CKR_OK)
+		return raw_fail(k, "initialising the module a second time", rv);
+	r->own_init = 1;
+	return P11S_OK;
+}
+
+/* A session of our own (read-write if rw); it shares libp11's login, which
+ * belongs to the application, not to a session. */
+enum p11s_err raw_open(const struct p11ks *k, struct raw *r, int rw)
+{
+	enum p11s_err rc;
+	ck_ulong rv;
+
+	memset(r, 0, sizeof(*r));
+	rc = raw_functions(k, r);
+	if (rc == P11S_OK)
+		rc = raw_init(k, r);
+	if (rc == P11S_OK)
+		rc = raw_find_slot(k, r);
+	if (rc != P11S_OK)
+		goto fail;
+	rv = r->f->C_OpenSession(r->slot, CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0), NULL,
+				 NULL, &r->session);
+	if (rv != CKR_OK) {
+		rc = raw_fail(k, rw ? "opening a read-write session" : "opening a session", rv);
+		goto fail;
+	}
+	r->have_session = 1;
+	return P11S_OK;
+fail:
+	raw_close(r);
+	return rc;
+}
+
+/* The slot's mechanisms (C_GetMechanismList); *list is free()d by the caller.
+ * Ask C_GetMechanismInfo only about listed ones: some modules (tpm2-pkcs11)
+ * log an error on stderr for every mechanism they lack. */
+enum p11s_err raw_mech_list(const struct p11ks *k, struct raw *r, ck_ulong **list,
+				   ck_ulong *n)
+{
+	ck_ulong rv;
+
+	*list = NULL;
+	*n = 0;
+	rv = r->f->C_GetMechanismList(r->slot, NULL, n);
+	if (rv != CKR_OK)
+		return raw_fail(k, "listing the mechanisms", rv);
+	if (*n > RAW_MECHS_MAX)
+		return err_set(P11S_E_TOKEN, "module %s says it has %lu mechanisms: too many",
+			       k->module, *n);
+	*list = calloc(*n + 1, sizeof(**list));
+	if (*list == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory listing the mechanisms");
+	rv = r->f->C_GetMechanismList(r->slot, *list, n);
+	if (rv == CKR_OK)
+		return P11S_OK;
+	free(*list);
+	*list = NULL;
+	return raw_fail(k, "listing the mechanisms", rv);
+}
+
+int raw_mech_listed(const ck_ulong *list, ck_ulong n, ck_ulong mech)
+{
+	ck_ulong i;
+
+	for (i = 0; i < n; i++) {
+		if (list[i] == mech)
+			return 1;
+	}
+	return 0;
+}
