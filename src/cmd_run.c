@@ -164,6 +164,17 @@ static int selected(const struct opts *o, const struct conf_profile *p)
 	return o->profile == NULL || strcmp(o->profile, p->name) == 0;
 }
 
+/*
+ * Some tokens cannot serve several profiles at once: a TPM without a resource
+ * manager holds two loaded keys per login. A profile that failed in the token
+ * while others were at work goes again alone, after the pass (its request,
+ * if one went out, is resent with the same transactionID).
+ */
+static int retry_alone(const struct run_pool *pool, size_t i)
+{
+	return pool->rc[i] == P11S_E_TOKEN && pool->o->jobs > 1;
+}
+
 static void *run_worker(void *arg)
 {
 	struct run_pool *pool = arg;
@@ -183,7 +194,8 @@ static void *run_worker(void *arg)
 			continue;
 		snprintf(pool->msg[i], sizeof(pool->msg[i]), "%s",
 			 err_msg()[0] ? err_msg() : err_str(pool->rc[i]));
-		log_event(LOG_ERR, "profile %s: failed: %s", p->name, pool->msg[i]);
+		if (!retry_alone(pool, i))
+			log_event(LOG_ERR, "profile %s: failed: %s", p->name, pool->msg[i]);
 	}
 	worklock_release();
 	return NULL;
@@ -241,6 +253,17 @@ enum p11s_err cmd_run(const struct opts *o)
 	openlog("p11scep", LOG_PID, LOG_DAEMON);
 	ks_keep_open();
 	run_all(&pool, n_selected);
+	for (i = 0; i < conf.n_profiles; i++) {
+		if (!retry_alone(&pool, i))
+			continue;
+		log_event(LOG_NOTICE, "profile %s: the token failed with other profiles at work "
+			  "(%s): trying it alone", conf.profiles[i].name, pool.msg[i]);
+		err_clear();
+		pool.rc[i] = run_profile(o, &conf.profiles[i]);
+		if (pool.rc[i] != P11S_OK)
+			log_event(LOG_ERR, "profile %s: failed: %s", conf.profiles[i].name,
+				  err_msg()[0] ? err_msg() : err_str(pool.rc[i]));
+	}
 	closelog();
 	/* In the configuration's order, whatever order the workers finished in. */
 	for (i = 0; i < conf.n_profiles; i++) {

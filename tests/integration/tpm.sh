@@ -149,4 +149,27 @@ expect_error 6 "token 'p11scep-tpm' rejected the PIN" \
 	p11s token-info -k "$(key_uri dev "pin-source=file:$T/wrong-pin")"
 tpm_assert_clean "a wrong PIN"
 
+note "p11scep run over three TPM profiles, one at a time: one module load, a login per profile"
+CONF=$T/tpm-run.conf
+{
+	printf '[defaults]\nurl = %s\nca-fingerprint = %s\nchallenge-file = %s\nstate-dir = %s\n' \
+		"$URL" "$CA_FP" "$CHALLENGE_FILE" "$T/run-state"
+	for p in svc1 svc2 svc3; do
+		printf '\n[profile %s]\nkey = %s\nsubject = CN=%s.example.test\n' \
+			"$p" "$(key_uri "$p" "pin-source=file:$PIN_FILE")" "$p"
+	done
+} >"$CONF"
+chmod 600 "$CONF"
+expect_exit 0 p11s run -c "$CONF" --jobs 1 -v
+assert_eq "$(grep -c 'loaded PKCS#11 module' "$ERR")" 1 "module loads in one run"
+assert_eq "$(grep -c 'logged in to token' "$ERR")" 3 "logins in one run (the TPM holds two keys a login)"
+assert_eq "$(grep -c ': enroll: certificate issued and stored' "$ERR")" 3 "TPM profiles enrolled"
+tpm_assert_clean "p11scep run"
+
+note "the same, three at a time: a profile the TPM cannot serve beside the others goes again alone"
+rm -rf "$T/run-state"
+expect_exit 0 p11s run -c "$CONF" --jobs 3 -v
+assert_eq "$(grep -c ': enroll: certificate issued and stored' "$ERR")" 3 "TPM profiles enrolled, 3 at a time"
+assert_eq "$(grep -c 'loaded PKCS#11 module' "$ERR")" 1 "module loads in one run, 3 at a time"
+tpm_assert_clean "p11scep run --jobs 3"
 echo "PASS: tpm"
