@@ -149,6 +149,27 @@ expect_error 6 "token 'p11scep-tpm' rejected the PIN" \
 	p11s token-info -k "$(key_uri dev "pin-source=file:$T/wrong-pin")"
 tpm_assert_clean "a wrong PIN"
 
+note "an EC P-256 key in the TPM: ECDSA in the TPM; the reply by the challenge password (no ECDH in a TPM)"
+MM_URL=$URL MM_FP=$CA_FP MM_CHAL=$CHALLENGE_FILE
+start_responder --ec-reply pwri
+issued=$(grep -c 'status=SUCCESS' "$RSP_LOG" || true)
+expect_exit 0 p11s enroll -u "$URL" -k "$(key_uri ecdev "pin-source=file:$PIN_FILE")" \
+	--subject "CN=ec.p11scep-tpm.example.test" --ca-fingerprint "$CA_FP" --challenge-file "$CHALLENGE_FILE" \
+	--key-type ec:p256 --cert-out "$T/ec.pem" -v
+assert_grep "$ERR" 'generated an EC P-256 key in the token' "no EC key generated in the TPM"
+assert_grep "$ERR" 'key by password' "the reply was not opened with the challenge password"
+assert_grep "$RSP_LOG" 'reply=pwri.*status=SUCCESS|status=SUCCESS.*reply=pwri' "the responder did not issue with a PWRI reply"
+openssl x509 -in "$T/ec.pem" -noout -text | grep -q 'id-ecPublicKey' || fail "the issued cert is not for an EC key"
+ECID=$(tok_id_of privkey ecdev)
+p11t --read-object --type pubkey --id "$ECID" -o "$T/ecpub.der" >/dev/null
+openssl pkey -pubin -inform DER -in "$T/ecpub.der" -out "$T/ecpub.pem" ||
+	fail "cannot read the TPM's EC public key"
+pubkey_same "$T/ec.pem" "$T/ecpub.pem" || fail "the EC cert is not for the TPM's EC key"
+assert_eq "$(tok_count cert "$ECID")" 1 "certs stored beside the TPM's EC key"
+tpm_assert_clean "EC enrollment"
+stop_responder
+URL=$MM_URL CA_FP=$MM_FP CHALLENGE_FILE=$MM_CHAL
+
 note "p11scep run over three TPM profiles, one at a time: one module load, a login per profile"
 CONF=$T/tpm-run.conf
 {
