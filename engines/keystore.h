@@ -21,6 +21,11 @@ struct ks_keyspec {
 					 * (key rollover at renewal; same label) */
 };
 
+/* "rsa:2048" (or "rsa"), "rsa:3072", "rsa:4096", "ec:p256", "ec:p384", any
+ * case: 0, or -1 for anything else. Clears fresh_id. (engines/keyspec.c) */
+int ks_keyspec_parse(const char *s, struct ks_keyspec *spec);
+#define KS_KEYSPEC_NAMES "rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384"
+
 #define KS_ID_MAX 64
 
 /* A key's CKA_ID. */

@@ -313,6 +313,30 @@ out:
 
 static enum p11s_err open_shared(const struct ks_params *p, struct ks **out);
 
+/* A handle for the URI, nothing loaded yet; free()d by the caller on error. */
+static enum p11s_err new_handle(const struct ks_params *p, struct p11ks **out)
+{
+	struct p11ks *k;
+	enum p11s_err rc;
+
+	*out = NULL;
+	k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory opening the key store");
+	k->base.be = &ks_pkcs11_backend;
+	rc = p11_uri_parse(p->uri, &k->uri);
+	if (rc == P11S_OK && k->uri.type != NULL && strcmp(k->uri.type, "private") != 0)
+		rc = err_set(P11S_E_USAGE, "the key URI has type=%s: leave type= out or write type=private",
+			     k->uri.type);
+	if (rc != P11S_OK) {
+		p11_uri_free(&k->uri);
+		free(k);
+		return rc;
+	}
+	*out = k;
+	return P11S_OK;
+}
+
 static enum p11s_err p11_open(const struct ks_params *p, struct ks **out)
 {
 	struct p11ks *k;
@@ -323,19 +347,10 @@ static enum p11s_err p11_open(const struct ks_params *p, struct ks **out)
 		return open_shared(p, out);
 	if (ctx_in_use)
 		return err_set(P11S_E_INTERNAL, "a PKCS#11 key store is already open in this process");
-	k = calloc(1, sizeof(*k));
-	if (k == NULL)
-		return err_set(P11S_E_NOMEM, "out of memory opening the key store");
-	k->base.be = &ks_pkcs11_backend;
-	ctx_in_use = 1;
-	rc = p11_uri_parse(p->uri, &k->uri);
+	rc = new_handle(p, &k);
 	if (rc != P11S_OK)
-		goto fail;
-	if (k->uri.type != NULL && strcmp(k->uri.type, "private") != 0) {
-		rc = err_set(P11S_E_USAGE, "the key URI has type=%s: leave type= out or write type=private",
-			     k->uri.type);
-		goto fail;
-	}
+		return rc;
+	ctx_in_use = 1;
 	rc = load_module(k, p->module);
 	if (rc != P11S_OK)
 		goto fail;
@@ -445,18 +460,9 @@ static enum p11s_err open_shared(const struct ks_params *p, struct ks **out)
 	const char *path;
 	enum p11s_err rc;
 
-	k = calloc(1, sizeof(*k));
-	if (k == NULL)
-		return err_set(P11S_E_NOMEM, "out of memory opening the key store");
-	k->base.be = &ks_pkcs11_backend;
-	rc = p11_uri_parse(p->uri, &k->uri);
+	rc = new_handle(p, &k);
 	if (rc != P11S_OK)
-		goto fail;
-	if (k->uri.type != NULL && strcmp(k->uri.type, "private") != 0) {
-		rc = err_set(P11S_E_USAGE, "the key URI has type=%s: leave type= out or write type=private",
-			     k->uri.type);
-		goto fail;
-	}
+		return rc;
 	path = p->module ? p->module : k->uri.module_path ? k->uri.module_path : P11SCEP_DEFAULT_MODULE;
 	rc = module_owner(path, &o);
 	if (rc != P11S_OK)

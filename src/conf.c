@@ -284,30 +284,6 @@ static enum p11s_err parse_num(const char *v, long min, long max, long *out)
 	return P11S_OK;
 }
 
-static enum p11s_err parse_keytype(const char *v, struct ks_keyspec *spec)
-{
-	static const struct {
-		const char *name;
-		enum ks_keytype type;
-		unsigned int bits;
-	} types[] = {
-		{ "rsa", KS_KEY_RSA, 2048 }, { "rsa:2048", KS_KEY_RSA, 2048 },
-		{ "rsa:3072", KS_KEY_RSA, 3072 }, { "rsa:4096", KS_KEY_RSA, 4096 },
-		{ "ec:p256", KS_KEY_EC, 256 }, { "ec:p384", KS_KEY_EC, 384 },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-		if (strcasecmp(v, types[i].name) == 0) {
-			spec->type = types[i].type;
-			spec->bits = types[i].bits;
-			spec->fresh_id = 0;
-			return P11S_OK;
-		}
-	}
-	return P11S_E_USAGE;
-}
-
 static int has_space(const char *v)
 {
 	return strpbrk(v, " \t") != NULL;
@@ -524,9 +500,8 @@ static enum p11s_err set_scalar(struct parse *ps, const struct key_def *k, const
 		*(long *)f = n;
 		break;
 	case K_KEYTYPE:
-		if (parse_keytype(v, f) != P11S_OK)
-			return key_fail(ps, k, "is not rsa:2048, rsa:3072, rsa:4096, ec:p256 "
-					"or ec:p384", v);
+		if (ks_keyspec_parse(v, f) != 0)
+			return key_fail(ps, k, "is not " KS_KEYSPEC_NAMES, v);
 		break;
 	case K_CIPHER:
 		if (cipher_from_name(v, f) != P11S_OK) {

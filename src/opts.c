@@ -246,30 +246,6 @@ static enum p11s_err parse_long(const char *name, const char *s, long min, long 
 	return P11S_OK;
 }
 
-static enum p11s_err parse_keytype(const char *s, struct ks_keyspec *spec)
-{
-	static const struct {
-		const char *name;
-		enum ks_keytype type;
-		unsigned int bits;
-	} types[] = {
-		{ "rsa", KS_KEY_RSA, 2048 }, { "rsa:2048", KS_KEY_RSA, 2048 },
-		{ "rsa:3072", KS_KEY_RSA, 3072 }, { "rsa:4096", KS_KEY_RSA, 4096 },
-		{ "ec:p256", KS_KEY_EC, 256 }, { "ec:p384", KS_KEY_EC, 384 },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-		if (strcmp(s, types[i].name) == 0) {
-			spec->type = types[i].type;
-			spec->bits = types[i].bits;
-			return P11S_OK;
-		}
-	}
-	return err_set(P11S_E_USAGE, "--key-type %s: expected rsa:2048, rsa:3072, rsa:4096, "
-		       "ec:p256 or ec:p384", s);
-}
-
 static enum p11s_err add_san(const char *name, const char *v, const char **list, size_t *n)
 {
 	if (*n >= OPTS_MAX_SANS)
@@ -298,7 +274,9 @@ static enum p11s_err apply(struct opts *o, int key, const char *arg)
 	case OPT_HELP:		o->help = 1; break;
 	case OPT_KEY_TYPE:
 		o->given |= GIVEN_KEY_TYPE;
-		return parse_keytype(arg, &o->keyspec);
+		if (ks_keyspec_parse(arg, &o->keyspec) != 0)
+			return err_set(P11S_E_USAGE, "--key-type %s: expected " KS_KEYSPEC_NAMES, arg);
+		return P11S_OK;
 	case OPT_CIPHER:
 		o->given |= GIVEN_CIPHER;
 		return cipher_from_name(arg, &o->cipher);

@@ -66,6 +66,6 @@ build fuzz_caps src/caps.c src/err.c $c
 build fuzz_ca src/scep_ca.c src/err.c $c
 build fuzz_nextca src/scep_ca.c src/err.c $c
 build fuzz_reply src/scep_msg.c src/err.c $c
-build fuzz_conf src/conf.c src/caps.c src/csr.c src/err.c $c
+build fuzz_conf src/conf.c src/caps.c src/csr.c src/err.c engines/keyspec.c $c
 build fuzz_uri engines/uri.c src/err.c $c
 build fuzz_state src/txn_state.c src/output.c src/err.c $c
