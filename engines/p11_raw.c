@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include <libp11.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
 
 #include "p11_raw.h"
 
@@ -199,4 +201,192 @@ int raw_mech_listed(const ck_ulong *list, ck_ulong n, ck_ulong mech)
 			return 1;
 	}
 	return 0;
+}
+
+#define RAW_SAME_ID_MAX	64
+#define RAW_CERT_MAX	(64 * 1024)
+
+/* The certificates with this CKA_ID. */
+static enum p11s_err find_certs_by_id(const struct p11ks *k, struct raw *r,
+				      const unsigned char *id, size_t id_len,
+				      ck_ulong *objs, ck_ulong *n)
+{
+	ck_ulong cls = CKO_CERTIFICATE, rv;
+	struct ck_attr tmpl[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_ID, (void *)id, id_len },
+	};
+
+	*n = 0;
+	rv = r->f->C_FindObjectsInit(r->session, tmpl, 2);
+	if (rv != CKR_OK)
+		return raw_fail(k, "searching the certificates", rv);
+	rv = r->f->C_FindObjects(r->session, objs, RAW_SAME_ID_MAX, n);
+	r->f->C_FindObjectsFinal(r->session);
+	if (rv != CKR_OK)
+		return raw_fail(k, "searching the certificates", rv);
+	if (*n > RAW_SAME_ID_MAX)
+		return err_set(P11S_E_TOKEN, "module %s found more objects than it was asked for",
+			       k->module);
+	return P11S_OK;
+}
+
+/* Object obj's CKA_VALUE, malloc'd; NULL if unreadable or absurd. */
+static unsigned char *cert_value(struct raw *r, ck_ulong obj, size_t *len)
+{
+	struct ck_attr a = { CKA_VALUE, NULL, 0 };
+	unsigned char *v;
+
+	*len = 0;
+	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK ||
+	    a.len == 0 || a.len > RAW_CERT_MAX)
+		return NULL;
+	v = malloc(a.len);
+	if (v == NULL)
+		return NULL;
+	a.value = v;
+	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK || a.len > RAW_CERT_MAX) {
+		free(v);
+		return NULL;
+	}
+	*len = a.len;
+	return v;
+}
+
+/* 1 if object obj holds exactly der. */
+static int cert_value_is(struct raw *r, ck_ulong obj, const unsigned char *der, int len)
+{
+	size_t n;
+	unsigned char *v = cert_value(r, obj, &n);
+	int same = v != NULL && n == (size_t)len && memcmp(v, der, n) == 0;
+
+	free(v);
+	return same;
+}
+
+struct der_fields {
+	unsigned char *cert, *subject, *issuer, *serial;
+	int cert_len, subject_len, issuer_len, serial_len;
+};
+
+static void der_fields_free(struct der_fields *d)
+{
+	OPENSSL_free(d->cert);
+	OPENSSL_free(d->subject);
+	OPENSSL_free(d->issuer);
+	OPENSSL_free(d->serial);
+}
+
+static enum p11s_err der_fields_of(X509 *cert, struct der_fields *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->cert_len = i2d_X509(cert, &d->cert);
+	d->subject_len = i2d_X509_NAME(X509_get_subject_name(cert), &d->subject);
+	d->issuer_len = i2d_X509_NAME(X509_get_issuer_name(cert), &d->issuer);
+	d->serial_len = i2d_ASN1_INTEGER(X509_get0_serialNumber(cert), &d->serial);
+	if (d->cert_len > 0 && d->subject_len > 0 && d->issuer_len > 0 && d->serial_len > 0)
+		return P11S_OK;
+	der_fields_free(d);
+	return err_set(P11S_E_INTERNAL, "cannot encode the certificate for the token");
+}
+
+static enum p11s_err create_cert(const struct p11ks *k, struct raw *r, const struct der_fields *d,
+				 const char *label, const unsigned char *id, size_t id_len)
+{
+	ck_ulong cls = CKO_CERTIFICATE, type = CKC_X_509, obj, rv;
+	unsigned char yes = 1, no = 0;
+	struct ck_attr a[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_CERTIFICATE_TYPE, &type, sizeof(type) },
+		{ CKA_TOKEN, &yes, 1 },
+		{ CKA_PRIVATE, &no, 1 },
+		{ CKA_ID, (void *)id, id_len },
+		{ CKA_SUBJECT, d->subject, (ck_ulong)d->subject_len },
+		{ CKA_ISSUER, d->issuer, (ck_ulong)d->issuer_len },
+		{ CKA_SERIAL_NUMBER, d->serial, (ck_ulong)d->serial_len },
+		{ CKA_VALUE, d->cert, (ck_ulong)d->cert_len },
+		{ CKA_LABEL, (void *)label, label ? strlen(label) : 0 },
+	};
+	ck_ulong n = sizeof(a) / sizeof(a[0]) - (label == NULL || label[0] == '\0');
+
+	rv = r->f->C_CreateObject(r->session, a, n, &obj);
+	return rv == CKR_OK ? P11S_OK : raw_fail(k, "storing the certificate", rv);
+}
+
+enum p11s_err raw_store_cert(const struct p11ks *k, X509 *cert, const char *label,
+			     const unsigned char *id, size_t id_len)
+{
+	ck_ulong objs[RAW_SAME_ID_MAX], n = 0, i, rv;
+	unsigned char same[RAW_SAME_ID_MAX] = { 0 };
+	struct der_fields d;
+	struct raw r;
+	enum p11s_err rc;
+	int have = 0;
+
+	rc = der_fields_of(cert, &d);
+	if (rc != P11S_OK)
+		return rc;
+	rc = raw_open(k, &r, 1);
+	if (rc != P11S_OK)
+		goto out_fields;
+	rc = find_certs_by_id(k, &r, id, id_len, objs, &n);
+	for (i = 0; rc == P11S_OK && i < n; i++) {
+		same[i] = (unsigned char)cert_value_is(&r, objs[i], d.cert, d.cert_len);
+		have |= same[i];
+	}
+	if (rc == P11S_OK && !have)
+		rc = create_cert(k, &r, &d, label, id, id_len);
+	/* Only now that the new one is safe do the old ones go (also after an
+	 * earlier run that stored it but stopped before this step). */
+	for (i = 0; rc == P11S_OK && i < n; i++) {
+		if (same[i])
+			continue;
+		rv = r.f->C_DestroyObject(r.session, objs[i]);
+		if (rv != CKR_OK)
+			rc = raw_fail(k, "removing the older certificate (the new one is stored)", rv);
+	}
+	raw_close(&r);
+out_fields:
+	der_fields_free(&d);
+	return rc;
+}
+
+enum p11s_err raw_certs_by_id(const struct p11ks *k, const unsigned char *id, size_t id_len,
+			      STACK_OF(X509) **out)
+{
+	ck_ulong objs[RAW_SAME_ID_MAX], n = 0, i;
+	STACK_OF(X509) *certs;
+	const unsigned char *p;
+	unsigned char *der;
+	struct raw r;
+	size_t len;
+	X509 *x;
+	enum p11s_err rc;
+
+	*out = NULL;
+	certs = sk_X509_new_null();
+	if (certs == NULL)
+		return err_set(P11S_E_NOMEM, "out of memory");
+	rc = raw_open(k, &r, 0);
+	if (rc == P11S_OK) {
+		rc = find_certs_by_id(k, &r, id, id_len, objs, &n);
+		for (i = 0; rc == P11S_OK && i < n; i++) {
+			der = cert_value(&r, objs[i], &len);
+			p = der;
+			x = der != NULL ? d2i_X509(NULL, &p, (long)len) : NULL;
+			free(der);
+			/* A certificate object that does not parse is not ours to judge. */
+			if (x != NULL && !sk_X509_push(certs, x)) {
+				X509_free(x);
+				rc = err_set(P11S_E_NOMEM, "out of memory");
+			}
+		}
+		raw_close(&r);
+	}
+	if (rc != P11S_OK) {
+		sk_X509_pop_free(certs, X509_free);
+		return rc;
+	}
+	*out = certs;
+	return P11S_OK;
 }

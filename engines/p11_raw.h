@@ -73,7 +73,12 @@ struct ck_functions {
 				  ck_ulong (*notify)(ck_ulong, ck_ulong, void *),
 				  ck_ulong *session);
 	ck_ulong (*C_CloseSession)(ck_ulong session);
-	ck_unused_fn unused14_23[10];
+	ck_unused_fn unused15_20[6];
+	ck_ulong (*C_CreateObject)(ck_ulong session, struct ck_attr *attrs, ck_ulong n,
+				   ck_ulong *obj);
+	ck_unused_fn unused22;
+	ck_ulong (*C_DestroyObject)(ck_ulong session, ck_ulong obj);
+	ck_unused_fn unused24;
 	ck_ulong (*C_GetAttributeValue)(ck_ulong session, ck_ulong obj, struct ck_attr *attrs,
 					ck_ulong n);
 	ck_unused_fn unused25;
@@ -124,6 +129,9 @@ struct ck_functions {
 #define CKK_RSA				0UL
 #define CKC_X_509			0UL
 #define CKA_VALUE			0x011UL
+#define CKA_ISSUER			0x081UL
+#define CKA_SERIAL_NUMBER		0x082UL
+#define CKA_SUBJECT			0x101UL
 #define CKA_CERTIFICATE_TYPE		0x080UL
 #define CKA_MODULUS			0x120UL
 #define CKA_MODULUS_BITS		0x121UL
@@ -152,5 +160,18 @@ enum p11s_err raw_mech_list(const struct p11ks *k, struct raw *r, ck_ulong **lis
 				   ck_ulong *n);
 int raw_mech_listed(const ck_ulong *list, ck_ulong n, ck_ulong mech);
 #define RAW_MECHS_MAX	4096
+
+/*
+ * cert beside a key (CKA_ID id, CKA_LABEL label, which may be NULL): stored
+ * unless an identical one is there, then every other certificate with that
+ * ID destroyed. One search by ID instead of listing every certificate of the
+ * token, which costs libp11 0.4.12 a read and parse of each.
+ */
+enum p11s_err raw_store_cert(const struct p11ks *k, X509 *cert, const char *label,
+			     const unsigned char *id, size_t id_len);
+/* The certificates with this CKA_ID, read from the token now (libp11 0.4.12
+ * lists what it read once, so it misses what raw_store_cert changed). */
+enum p11s_err raw_certs_by_id(const struct p11ks *k, const unsigned char *id, size_t id_len,
+			      STACK_OF(X509) **out);
 
 #endif

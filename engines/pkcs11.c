@@ -1410,13 +1410,15 @@ static enum p11s_err p11_remove_key(struct ks *ks, const struct ks_key_id *id)
 
 /* ------------------------------------------------------------ certificates */
 
+/* Read from the token, not from libp11's list: certificates go in and out
+ * through raw_store_cert, which libp11 0.4.12 does not see. */
 static enum p11s_err p11_find_cert(struct ks *ks, X509 **out)
 {
 	struct p11ks *k = (struct p11ks *)ks;
-	PKCS11_CERT *certs;
-	X509 *best;
-	unsigned int n;
+	STACK_OF(X509) *certs = NULL;
+	X509 *best = NULL, *c;
 	enum p11s_err rc;
+	int i;
 
 	*out = NULL;
 	rc = need_key(k);
@@ -1424,16 +1426,19 @@ static enum p11s_err p11_find_cert(struct ks *ks, X509 **out)
 		return rc;
 	if (k->key_id_len == 0)
 		return P11S_E_NOTFOUND;
-	rc = list_certs(k, &certs, &n);
+	rc = raw_certs_by_id(k, k->key_id, k->key_id_len, &certs);
 	if (rc != P11S_OK)
 		return rc;
-	best = newest_cert(k, certs, n, k->key_id, k->key_id_len, k->key_pub);
-	if (best == NULL)
-		return P11S_E_NOTFOUND;
-	*out = X509_dup(best);
-	if (*out == NULL)
-		return err_set(P11S_E_NOMEM, "out of memory copying a certificate");
-	return P11S_OK;
+	for (i = 0; i < sk_X509_num(certs); i++) {
+		c = sk_X509_value(certs, i);
+		if (carries_key(c, k->key_pub) && dates_ok(c) &&
+		    (best == NULL || cert_age_cmp(c, best) > 0))
+			best = c;
+	}
+	if (best != NULL && X509_up_ref(best))
+		*out = best;
+	sk_X509_pop_free(certs, X509_free);
+	return *out != NULL ? P11S_OK : P11S_E_NOTFOUND;
 }
 
 /* Index of a live cert (with id/id_len, if id) equal to x, or -1. */
@@ -1456,8 +1461,6 @@ static int find_same(const struct p11ks *k, PKCS11_CERT *certs, unsigned int n, 
 static enum p11s_err p11_store_cert(struct ks *ks, X509 *cert)
 {
 	struct p11ks *k = (struct p11ks *)ks;
-	PKCS11_CERT *certs;
-	unsigned int n, nold = 0;
 	enum p11s_err rc;
 
 	if (cert == NULL)
@@ -1476,19 +1479,7 @@ static enum p11s_err p11_store_cert(struct ks *ks, X509 *cert)
 		return err_set(P11S_E_TOKEN,
 			       "key '%s' has no CKA_ID, so no certificate can be stored beside it",
 			       k->key_label);
-	rc = list_certs(k, &certs, &n);
-	if (rc != P11S_OK)
-		return rc;
-	if (find_same(k, certs, n, cert, k->key_id, k->key_id_len) < 0) {
-		ERR_clear_error();
-		if (PKCS11_store_certificate(k->token, cert,
-					     k->key_label[0] != '\0' ? k->key_label : NULL,
-					     k->key_id, k->key_id_len, NULL) != 0)
-			return token_fail(k, "storing the certificate");
-	}
-	/* Only now that the new one is safe do the old ones go (also after an
-	 * earlier run that stored it but stopped before this step). */
-	return remove_certs(k, k->key_id, k->key_id_len, cert, &nold);
+	return raw_store_cert(k, cert, k->key_label, k->key_id, k->key_id_len);
 }
 
 /* "CN" of the subject, else the whole subject on one line. */

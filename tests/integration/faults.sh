@@ -215,6 +215,8 @@ fi
 rc=0
 setsid -w timeout 60 "$P11SCEP" "$@" >"$T/ns.out" 2>"$T/ns.err" </dev/null || rc=$?
 echo "$rc" >"$T/ns.rc"
+pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" --login --pin "$TOKEN_PIN" \
+	--list-objects 2>/dev/null | sort >"$T/ns.objects"
 cmp -s "$NSDIR/cert.pem" "$T/cert.before" || echo "cert.pem changed" >>"$T/ns.problems"
 cmp -s "$NSDIR/chain.pem" "$T/chain.before" || echo "chain.pem changed" >>"$T/ns.problems"
 left=$(find "$NSDIR" -mindepth 1 ! -name cert.pem ! -name chain.pem ! -name filler -printf '%f ')
@@ -236,7 +238,7 @@ in_ns() {
 	NSDIR=$T/ns
 	mkdir -p "$NSDIR"
 	rm -f "$T"/ns.*
-	export T NSDIR P11SCEP SOFTHSM2_CONF
+	export T NSDIR P11SCEP SOFTHSM2_CONF SOFTHSM_MODULE TOKEN_LABEL TOKEN_PIN
 	enroll_args k4 "$NSDIR/cert.pem" "$NSDIR/chain.pem"
 	unshare -m --propagation private bash "$T/in-ns.sh" "$1" "${ARGS[@]}" || rc=$?
 	[ "$rc" = 0 ] || fail "the mount-namespace helper failed at step $rc"
@@ -262,7 +264,9 @@ assert_eq "$(cat "$T/ns.rc")" 1 "exit status with a full output directory"
 assert_eq "$(grep -c '^p11scep: ' "$ERR")" 1 "lines on stderr"
 assert_grep "$ERR" 'No space left' "the message does not say the disk is full"
 row "output dir full (ENOSPC)" 1 "$(errline)"
-untouched "after a full disk"
+cmp -s "$T/ns.objects" "$T/objects.before" ||
+	{ diff "$T/objects.before" "$T/ns.objects" >&2; fail "after a full disk: the token's objects changed"; }
+no_temp_files "$OUTDIR"
 [ "$(cat "$T/ns.rc2")" = 0 ] || { cat "$T/ns.err2" >&2; fail "the retry with room again failed"; }
 assert_grep "$T/ns.err2" "got no answer: sending it again" "the retry did not resume the transaction"
 row "  then: retry with room" 0 "same transactionID, issued"
