@@ -13,6 +13,19 @@
 #include "keystore.h"
 #include "uri.h"
 
+typedef unsigned long ck_ulong;
+struct ck_functions;
+
+/* The module's functions, in a session of our own on the token. */
+struct raw {
+	void *dl;
+	struct ck_functions *f;
+	int own_init;		/* we initialised this instance: finalise it */
+	ck_ulong slot;
+	ck_ulong session;
+	int have_session;
+};
+
 struct p11ks {
 	struct ks base;			/* first: the generic code sees only this */
 	struct p11_uri uri;
@@ -39,10 +52,12 @@ struct p11ks {
 	struct p11ks *owner;
 	struct token_login *logins;
 	size_t nlogins;
+	struct raw login;		/* a handle's own login (not shared) */
 };
 
 struct token_login {
 	PKCS11_SLOT *slot;
+	struct raw login;		/* the session our login lives in */
 	unsigned int users;		/* borrowed handles using it now */
 	int logged_in;
 };

@@ -390,3 +390,30 @@ enum p11s_err raw_certs_by_id(const struct p11ks *k, const unsigned char *id, si
 	*out = certs;
 	return P11S_OK;
 }
+
+#define CKU_USER			1UL
+#define CKR_USER_ALREADY_LOGGED_IN	0x100UL
+
+enum p11s_err raw_login(const struct p11ks *k, struct raw *r, const char *pin, ck_ulong *ckr)
+{
+	enum p11s_err rc;
+	ck_ulong rv;
+
+	*ckr = CKR_OK;
+	rc = raw_open(k, r, 0);
+	if (rc != P11S_OK)
+		return rc;
+	rv = r->f->C_Login(r->session, CKU_USER, (unsigned char *)pin, (ck_ulong)strlen(pin));
+	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
+		return P11S_OK;
+	*ckr = rv;
+	raw_close(r);
+	return P11S_E_PIN;
+}
+
+void raw_logout(struct raw *r)
+{
+	if (r->have_session)
+		r->f->C_Logout(r->session);
+	raw_close(r);
+}

@@ -15,8 +15,6 @@
  * dependency); their layout is the Unix ABI of pkcs11.h: CK_ULONG is unsigned
  * long, structures are not packed.
  */
-typedef unsigned long ck_ulong;
-
 struct ck_attr {
 	ck_ulong type;
 	void *value;
@@ -73,7 +71,9 @@ struct ck_functions {
 				  ck_ulong (*notify)(ck_ulong, ck_ulong, void *),
 				  ck_ulong *session);
 	ck_ulong (*C_CloseSession)(ck_ulong session);
-	ck_unused_fn unused15_20[6];
+	ck_unused_fn unused15_18[4];
+	ck_ulong (*C_Login)(ck_ulong session, ck_ulong user, unsigned char *pin, ck_ulong len);
+	ck_ulong (*C_Logout)(ck_ulong session);
 	ck_ulong (*C_CreateObject)(ck_ulong session, struct ck_attr *attrs, ck_ulong n,
 				   ck_ulong *obj);
 	ck_unused_fn unused22;
@@ -143,15 +143,6 @@ struct ck_functions {
 #define CKM_SHA256_RSA_PKCS		0x040UL
 #define CKM_SHA512_RSA_PKCS		0x042UL
 
-/* The module's functions, in a session of our own on the token. */
-struct raw {
-	void *dl;
-	struct ck_functions *f;
-	int own_init;		/* we initialised this instance: finalise it */
-	ck_ulong slot;
-	ck_ulong session;
-	int have_session;
-};
 
 enum p11s_err raw_fail(const struct p11ks *k, const char *what, ck_ulong rv);
 enum p11s_err raw_open(const struct p11ks *k, struct raw *r, int rw);
@@ -167,6 +158,17 @@ int raw_mech_listed(const ck_ulong *list, ck_ulong n, ck_ulong mech);
  * ID destroyed. One search by ID instead of listing every certificate of the
  * token, which costs libp11 0.4.12 a read and parse of each.
  */
+/*
+ * Log in to the token through the module, in a session r of our own that
+ * stays open while the login lasts (closing a token's last session logs
+ * out). libp11 0.4.12's PKCS11_login would keep a copy of the PIN until the
+ * slot is released; the login belongs to the application, so libp11's own
+ * sessions share it. *ckr is the module's answer when it fails.
+ */
+enum p11s_err raw_login(const struct p11ks *k, struct raw *r, const char *pin, ck_ulong *ckr);
+/* C_Logout (if r is open) and the session closed. */
+void raw_logout(struct raw *r);
+
 enum p11s_err raw_store_cert(const struct p11ks *k, X509 *cert, const char *label,
 			     const unsigned char *id, size_t id_len);
 /* The certificates with this CKA_ID, read from the token now (libp11 0.4.12

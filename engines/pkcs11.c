@@ -258,13 +258,10 @@ static int is_pin_ckr(unsigned long ckr)
 
 /* Login failed: tell a PIN the token refused from other trouble. Reasons are
  * compared, not library numbers: libp11 picks those at run time. */
-static enum p11s_err login_fail(const struct p11ks *k)
+static enum p11s_err login_fail(const struct p11ks *k, unsigned long ckr)
 {
-	unsigned long e = ERR_peek_error();
-	unsigned long ckr = e != 0 ? (unsigned long)ERR_GET_REASON(e) : 0;
-
 	if (!is_pin_ckr(ckr))
-		return token_fail(k, "login");
+		return raw_fail(k, "login", ckr);
 	ERR_clear_error();
 	if (ckr == KS_CKR_PIN_LOCKED)
 		return err_set(P11S_E_PIN, "the PIN of token '%s' is locked (CKR 0x%lX): unlock it with the SO PIN",
@@ -281,6 +278,7 @@ static enum p11s_err login(struct p11ks *k, const struct ks_params *p)
 {
 	PKCS11_SLOT *slot = k->token->slot;
 	char pin[PIN_MAX];
+	ck_ulong ckr;
 	enum p11s_err rc;
 
 	ERR_clear_error();
@@ -299,10 +297,10 @@ static enum p11s_err login(struct p11ks *k, const struct ks_params *p)
 	}
 	if (rc != P11S_OK)
 		goto out;
-	ERR_clear_error();
-	if (PKCS11_login(slot, 0, pin) != 0) {
-		rc = login_fail(k);
-	} else {
+	rc = raw_login(k, &k->login, pin, &ckr);
+	if (rc == P11S_E_PIN) {
+		rc = login_fail(k, ckr);
+	} else if (rc == P11S_OK) {
 		k->logged_in = 1;
 		log_v("logged in to token '%s'", p11_token_label(k));
 	}
@@ -372,6 +370,7 @@ static void close_borrowed(struct p11ks *k);
 static void p11_close(struct ks *ks)
 {
 	struct p11ks *k = (struct p11ks *)ks;
+	size_t i;
 
 	if (k == NULL)
 		return;
@@ -380,6 +379,9 @@ static void p11_close(struct ks *ks)
 		return;
 	}
 	EVP_PKEY_free(k->key_pub);
+	raw_logout(&k->login);
+	for (i = 0; i < k->nlogins; i++)
+		raw_logout(&k->logins[i].login);
 	if (k->slots != NULL)
 		PKCS11_release_all_slots(k->ctx, k->slots, k->nslots);
 	if (k->loaded)
@@ -489,6 +491,8 @@ static enum p11s_err open_shared(const struct ks_params *p, struct ks **out)
 		if (rc != P11S_OK)
 			goto fail;
 		l->logged_in = k->logged_in;
+		l->login = k->login;	/* the token's login, not this handle's */
+		memset(&k->login, 0, sizeof(k->login));
 	}
 	k->logged_in = l->logged_in;
 	l->users++;
@@ -510,7 +514,8 @@ static void close_borrowed(struct p11ks *k)
 			l = &k->owner->logins[i];
 	}
 	if (l != NULL && l->users > 0 && --l->users == 0 && l->logged_in) {
-		PKCS11_logout(l->slot);
+		PKCS11_logout(l->slot);	/* libp11 drops the objects it listed */
+		raw_logout(&l->login);
 		ERR_clear_error();
 		l->logged_in = 0;
 	}

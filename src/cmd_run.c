@@ -252,6 +252,7 @@ enum p11s_err cmd_run(const struct opts *o)
 		n_selected += selected(o, &conf.profiles[i]);
 	openlog("p11scep", LOG_PID, LOG_DAEMON);
 	ks_keep_open();
+	cmd_secrets_keep();
 	run_all(&pool, n_selected);
 	for (i = 0; i < conf.n_profiles; i++) {
 		if (!retry_alone(&pool, i))
@@ -282,6 +283,7 @@ enum p11s_err cmd_run(const struct opts *o)
 out:
 	free(pool.rc);
 	free(pool.msg);
+	cmd_secrets_forget();
 	ks_close_shared();
 	conf_free(&conf);
 	return rc;

@@ -33,6 +33,9 @@ enum p11s_err cmd_pin_cb(void *arg, const char *token_label, char *buf, size_t b
 /* A bad --cert-out/--chain-out must fail before the CA issues anything. */
 enum p11s_err cmd_check_outputs(const struct opts *o);
 /* --challenge-file, else P11SCEP_CHALLENGE, else none (buf[0] = '\0'). */
+/* p11scep run: keep P11SCEP_PIN and P11SCEP_CHALLENGE for every profile. */
+void cmd_secrets_keep(void);
+void cmd_secrets_forget(void);
 enum p11s_err cmd_challenge(const struct opts *o, char *buf, size_t buflen);
 
 #endif

@@ -499,7 +499,14 @@ enum p11s_err enroll_send_request(struct enroll *e)
 	      e->msgtype == MSG_RENEWALREQ ? "RenewalReq" : "PKCSReq", e->txn.txid,
 	      log_now_ms() - t0);
 	rc = enroll_transact(e, e->msgtype ? e->msgtype : MSG_PKCSREQ, der, (size_t)der_len);
-	OPENSSL_free(der);
+	OPENSSL_clear_free(der, (size_t)der_len);
+	/* The challenge authorised this request: it must not sit in memory
+	 * while we poll. Only a key that cannot decrypt (EC) may still need it,
+	 * for a reply in a password envelope (PWRI). */
+	if (csr_drop_challenge(&e->req) != P11S_OK && rc == P11S_OK)
+		rc = P11S_E_INTERNAL;
+	if (EVP_PKEY_get_base_id(e->signer_key ? e->signer_key : e->key) == EVP_PKEY_RSA)
+		secret_wipe(e->challenge, sizeof(e->challenge));
 	/* The CA holds it now: from here on we poll, never send it again. */
 	if (rc == P11S_OK && e->reply.status == STATUS_PENDING)
 		rc = save_state(e, 1);

@@ -11,6 +11,7 @@
 #include "err.h"
 #include "log.h"
 #include "opts.h"
+#include "secret.h"
 #include "store.h"
 #include "txn_state.h"
 
@@ -95,6 +96,9 @@ int main(int argc, char **argv)
 	enum p11s_err rc;
 	double t0 = log_now_ms();
 
+	/* Before anything allocates through OpenSSL. */
+	if (secret_heap_init() != P11S_OK)
+		fprintf(stderr, "p11scep: warning: %s\n", err_msg());
 	rc = opts_parse(argc, argv, &o);
 	if (rc == P11S_OK && o.version) {
 		printf("p11scep %s\n", PACKAGE_VERSION);

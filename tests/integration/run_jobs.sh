@@ -59,9 +59,15 @@ expect_exit 0 p11s run -c "$CONF" --jobs 4 -v
 assert_eq "$(grep -c 'nothing to do' "$ERR")" "$N" "profiles with nothing to do"
 assert_eq "$(grep -c 'loaded PKCS#11 module' "$ERR" || true)" 0 "module loaded with nothing to do"
 
-note "--jobs 1 gives the same result one profile at a time"
+note "--jobs 1 gives the same result one profile at a time; PIN and challenge from the environment"
 rm -rf "$STATE"
 : >"$T/hook.log"
-expect_exit 0 p11s run -c "$CONF" --jobs 1 -v
+# A login per profile (the token is logged out when no profile uses it), so
+# the environment's PIN must serve every one of them.
+sed -e '/^challenge-file/d' -e 's/&pin-source=file:[^ ]*$//' "$CONF" >"$T/env.conf"
+grep -q 'pin-source' "$T/env.conf" && fail "the test's config still names a PIN file"
+chmod 600 "$T/env.conf"
+CONF=$T/env.conf
+P11SCEP_PIN=$TOKEN_PIN P11SCEP_CHALLENGE=$CHALLENGE expect_exit 0 p11s run -c "$CONF" --jobs 1 -v
 assert_eq "$(grep -c 'loaded PKCS#11 module' "$ERR")" 1 "module loads with --jobs 1"
 assert_eq "$(grep -c ': enroll: certificate issued and stored' "$ERR")" "$N" "profiles enrolled with --jobs 1"
