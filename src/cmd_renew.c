@@ -57,12 +57,29 @@ static void san_copy_from(struct san_copy *c, X509 *cert)
 	GENERAL_NAMES_free(names);
 }
 
+/* The new key is of the current key's type and size unless one was chosen
+ * (--key-type, key-type =): an EC identity stays EC. */
+static void current_keyspec(EVP_PKEY *key, struct ks_keyspec *spec)
+{
+	int bits = EVP_PKEY_get_bits(key);
+
+	if (EVP_PKEY_is_a(key, "EC") && (bits == 256 || bits == 384)) {
+		spec->type = KS_KEY_EC;
+		spec->bits = (unsigned int)bits;
+	} else if (EVP_PKEY_is_a(key, "RSA") && (bits == 2048 || bits == 3072 || bits == 4096)) {
+		spec->type = KS_KEY_RSA;
+		spec->bits = (unsigned int)bits;
+	}
+}
+
 /* Renewal with a new key: generated beside the old one (same label, new ID). */
 static enum p11s_err roll_key(struct enroll *e)
 {
 	struct ks_keyspec spec = e->o->keyspec;
 	enum p11s_err rc;
 
+	if (!(e->o->given & GIVEN_KEY_TYPE))
+		current_keyspec(e->key, &spec);
 	rc = ks_current_id(e->ks, &e->old_id);
 	if (rc != P11S_OK)
 		return rc;

@@ -491,8 +491,11 @@ void opts_apply_profile(struct opts *o, const struct conf_profile *p)
 			o->ip[i] = p->ip[i];
 		o->n_ip = i;
 	}
-	if (!(o->given & GIVEN_KEY_TYPE))
+	if (!(o->given & GIVEN_KEY_TYPE)) {
 		o->keyspec = p->keyspec;
+		if (p->set & CONF_SET_KEY_TYPE)
+			o->given |= GIVEN_KEY_TYPE;	/* chosen: renew keeps to it */
+	}
 	if (!(o->given & GIVEN_CIPHER))
 		o->cipher = p->cipher;
 	if (!(o->given & GIVEN_DIGEST))

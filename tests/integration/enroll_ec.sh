@@ -174,6 +174,13 @@ case $(tok_access_of privkey "$NEW_ID") in
 *'never extractable'*'local'*) ;;
 *) fail "the new renewal key is not never-extractable and local" ;;
 esac
+
+note "renewal without --key-type: the new key is of the current key's type (EC P-384), not RSA"
+expect_exit 0 p11s renew -u "$URL" -k "$RENEW_URI" --ca-fingerprint "$CA_FP" \
+	--cert-out "$T/ecrenew3.pem" -v
+assert_grep "$ERR" 'generated the new EC P-384 key' "the renewal did not keep the key type"
+openssl x509 -in "$T/ecrenew3.pem" -noout -text | grep -q 'NIST CURVE: P-384' ||
+	fail "the renewal without --key-type did not give a P-384 certificate"
 stop_responder
 
 note "micromdm's scepserver cannot issue for an EC key: one line saying so, exit 4"
