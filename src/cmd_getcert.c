@@ -49,13 +49,7 @@ enum p11s_err cmd_getcert(const struct opts *o)
 	if (rc == P11S_OK)
 		rc = cmd_check_outputs(o);
 	if (rc == P11S_OK)
-		rc = enroll_discover(&e);
-	if (rc == P11S_OK)
-		rc = enroll_open_key(&e, 0);
-	if (rc == P11S_OK)
-		rc = enroll_current_cert(&e, &e.signer);
-	if (rc == P11S_OK)
-		rc = enroll_random_txid(&e);
+		rc = enroll_prepare_query(&e);
 	if (rc == P11S_OK)
 		rc = scep_issuer_and_serial_der(X509_get_subject_name(e.ca.ca), serial,
 						&content, &content_len);

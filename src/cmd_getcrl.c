@@ -68,13 +68,7 @@ enum p11s_err cmd_getcrl(const struct opts *o)
 	}
 	rc = crl_out ? out_check_writable(crl_out) : P11S_OK;
 	if (rc == P11S_OK)
-		rc = enroll_discover(&e);
-	if (rc == P11S_OK)
-		rc = enroll_open_key(&e, 0);
-	if (rc == P11S_OK)
-		rc = enroll_current_cert(&e, &e.signer);
-	if (rc == P11S_OK)
-		rc = enroll_random_txid(&e);
+		rc = enroll_prepare_query(&e);
 	if (rc == P11S_OK)
 		rc = scep_issuer_and_serial_der(X509_get_issuer_name(e.signer),
 						X509_get0_serialNumber(e.signer), &content, &content_len);

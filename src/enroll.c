@@ -291,6 +291,20 @@ enum p11s_err enroll_state_locate(struct enroll *e)
 	return txn_state_path(e->state_dir, e->key, e->state_path, sizeof(e->state_path));
 }
 
+enum p11s_err enroll_prepare_query(struct enroll *e)
+{
+	enum p11s_err rc;
+
+	rc = enroll_discover(e);
+	if (rc == P11S_OK)
+		rc = enroll_open_key(e, 0);
+	if (rc == P11S_OK)
+		rc = enroll_current_cert(e, &e->signer);
+	if (rc == P11S_OK)
+		rc = enroll_random_txid(e);
+	return rc;
+}
+
 enum p11s_err enroll_random_txid(struct enroll *e)
 {
 	unsigned char rnd[16];

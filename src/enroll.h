@@ -79,6 +79,9 @@ enum p11s_err enroll_current_cert(struct enroll *e, X509 **out);
  * or e->key), envelope it to the CA/RA, send it, verify the reply into e->reply. */
 enum p11s_err enroll_transact(struct enroll *e, enum scep_msgtype t,
 			      const unsigned char *content, size_t content_len);
+/* What GetCert and GetCRL need before their message: the CA, the key and its
+ * current certificate (the signer), a random transactionID. */
+enum p11s_err enroll_prepare_query(struct enroll *e);
 /* A random transactionID (GetCert, GetCRL, --new-request). */
 enum p11s_err enroll_random_txid(struct enroll *e);
 /* P11S_OK for SUCCESS; PENDING, FAILURE (with failInfo and text) as errors. */
