@@ -1,6 +1,5 @@
 #include "config.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 
 #include "ca_cache.h"
@@ -49,10 +49,9 @@ enum p11s_err ca_cache_save(const char *dir, const struct scep_caps *caps,
 	caps_format(caps->raw, words, sizeof(words));
 	snprintf(words + strlen(words), sizeof(words) - strlen(words), "\n");
 	snprintf(caps_path, sizeof(caps_path), "%s/ca", dir);
-	if (mkdir(caps_path, 0755) == -1 && errno != EEXIST) {
-		rc = err_set(P11S_E_IO, "cannot create %s: %s", caps_path, strerror(errno));
+	rc = out_mkdirs(caps_path, 0755, "");
+	if (rc != P11S_OK)
 		goto out;
-	}
 	paths(dir, served_path, caps_path, sizeof(served_path));
 	rc = out_stage(&b, served_path, data, (size_t)len, 0644);
 	if (rc == P11S_OK)
@@ -125,4 +124,23 @@ void ca_cache_drop(const char *dir)
 	paths(dir, served_path, caps_path, sizeof(served_path));
 	unlink(served_path);
 	unlink(caps_path);
+}
+
+const char *ca_cache_server_dir(const char *state_dir, const char *url, char *buf,
+				size_t buflen)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char hex[33];
+	int n;
+
+	if (!EVP_Digest(url, strlen(url), md, &mdlen, EVP_sha256(), NULL) || mdlen < 16) {
+		ERR_clear_error();
+		return NULL;
+	}
+	/* 128 bits of the URL's hash name it: no need for the whole digest */
+	for (i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	n = snprintf(buf, buflen, "%s/servers/%s", state_dir, hex);
+	return n > 0 && (size_t)n < buflen ? buf : NULL;
 }

@@ -24,5 +24,9 @@ enum p11s_err ca_cache_save(const char *dir, const struct scep_caps *caps,
 enum p11s_err ca_cache_load(const char *dir, long max_age, struct scep_caps *caps,
 			    STACK_OF(X509) **served);
 void ca_cache_drop(const char *dir);
+/* The cache of a one-off enrollment (no profile): one directory per server
+ * URL under the state directory, STATE/servers/HASH. NULL if it does not fit. */
+const char *ca_cache_server_dir(const char *state_dir, const char *url, char *buf,
+				size_t buflen);
 
 #endif

@@ -110,10 +110,28 @@ static enum p11s_err check_ca_dates(const struct scep_ca_set *set)
 	return P11S_OK;
 }
 
-/* Caps and CA certificates: the profile's cache while fresh, else the server's. */
+/*
+ * Where caps and CA certificates are cached: the profile's directory, or for
+ * a one-off enrollment a directory per server URL in the state directory.
+ * NULL: no cache.
+ */
+static const char *cache_dir(struct enroll *e)
+{
+	char state[PATH_MAX];
+
+	if (e->o->store_dir != NULL)
+		return e->o->store_dir;
+	if (e->cache_dir[0] == '\0' && e->url != NULL &&
+	    ca_cache_server_dir(txn_state_dir(e->o->state_dir, state, sizeof(state)), e->url,
+				e->cache_dir, sizeof(e->cache_dir)) == NULL)
+		e->cache_dir[0] = '\0';
+	return e->cache_dir[0] != '\0' ? e->cache_dir : NULL;
+}
+
+/* Caps and CA certificates: the cache while fresh, else the server's. */
 static enum p11s_err fetch_ca(struct enroll *e, STACK_OF(X509) **certs)
 {
-	const char *dir = e->o->store_dir;
+	const char *dir = cache_dir(e);
 	char names[256];
 	enum p11s_err rc;
 	double t0 = log_now_ms();
@@ -122,7 +140,7 @@ static enum p11s_err fetch_ca(struct enroll *e, STACK_OF(X509) **certs)
 	    ca_cache_load(dir, CA_CACHE_MAX_AGE, &e->caps, certs) == P11S_OK) {
 		e->from_cache = 1;
 		log_timing("ca-cache", t0);
-		log_v("GetCACaps and GetCACert from the profile's cache");
+		log_v("GetCACaps and GetCACert from the cache in %s", dir);
 		return P11S_OK;
 	}
 	e->from_cache = 0;
@@ -136,6 +154,27 @@ static enum p11s_err fetch_ca(struct enroll *e, STACK_OF(X509) **certs)
 	rc = scep_get_ca(e->http, e->url, certs);
 	log_timing("getcacert", t0);
 	return rc;
+}
+
+/* A cache that cannot be written costs a fetch next time, nothing more. */
+static void save_ca(struct enroll *e, STACK_OF(X509) *certs)
+{
+	const char *dir = cache_dir(e);
+	enum p11s_err rc;
+
+	if (dir == NULL)
+		return;
+	/* a one-off's cache lives in the state directory: private like it */
+	rc = e->o->store_dir != NULL ? P11S_OK : out_mkdirs(dir, 0700, "");
+	if (rc == P11S_OK)
+		rc = ca_cache_save(dir, &e->caps, certs);
+	if (rc == P11S_OK)
+		return;
+	if (e->o->store_dir != NULL)
+		log_warn("cannot cache the CA certificates: %s", err_msg());
+	else
+		log_v("cannot cache the CA certificates: %s", err_msg());
+	err_clear();
 }
 
 enum p11s_err enroll_discover(struct enroll *e)
@@ -173,11 +212,8 @@ enum p11s_err enroll_discover(struct enroll *e)
 		if (rc == P11S_OK)
 			rc = check_ca_dates(&e->ca);
 	}
-	if (rc == P11S_OK && !e->from_cache && o->store_dir != NULL &&
-	    ca_cache_save(o->store_dir, &e->caps, certs) != P11S_OK) {
-		log_warn("cannot cache the CA certificates: %s", err_msg());
-		err_clear();
-	}
+	if (rc == P11S_OK && !e->from_cache)
+		save_ca(e, certs);
 	sk_X509_pop_free(certs, X509_free);
 	if (rc != P11S_OK)
 		return rc;
@@ -197,8 +233,10 @@ enum p11s_err enroll_discover(struct enroll *e)
 
 void enroll_drop_cache(struct enroll *e)
 {
-	if (e->o->store_dir != NULL)
-		ca_cache_drop(e->o->store_dir);
+	const char *dir = cache_dir(e);
+
+	if (dir != NULL)
+		ca_cache_drop(dir);
 	e->cache_dropped = 1;
 	e->from_cache = 0;
 }

@@ -29,7 +29,8 @@ struct enroll {
 	int import_chain;
 
 	struct http *http;
-	int from_cache;		/* caps and CA certs came from the profile's cache */
+	char cache_dir[PATH_MAX];	/* of caps and CA certs, "" before known */
+	int from_cache;		/* caps and CA certs came from the cache */
 	int cache_dropped;	/* ... which proved stale: ask the server */
 	struct scep_caps caps;
 	struct scep_algs algs;

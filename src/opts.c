@@ -111,7 +111,7 @@ static const struct opt_def opt_table[] = {
 	{ "max-poll-time", OPT_MAX_POLL_TIME, "SECONDS", C_ENR | C_POLL | C_REN, 0,
 	  "stop polling after SECONDS, keeping the request (default 28800); 0: do not poll" },
 	{ "state-dir", OPT_STATE_DIR, "DIR", C_ENR | C_POLL | C_REN | C_STAT | C_RUN, 0,
-	  "where pending requests are kept (default $XDG_STATE_HOME/p11scep)" },
+	  "where pending requests and CA answers are kept (default $XDG_STATE_HOME/p11scep)" },
 	{ "new-request", OPT_NEW_REQUEST, NULL, C_ENR | C_REN, 0,
 	  "forget a pending request for this key and send a new one" },
 	{ "cert", OPT_CERT_IN, "FILE", C_REN | C_SIGNED | C_SHOW, 0,

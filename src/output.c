@@ -320,6 +320,29 @@ out:
 	return r;
 }
 
+enum p11s_err out_mkdirs(const char *dir, mode_t mode, const char *hint)
+{
+	char path[4096];
+	struct stat st;
+	size_t i, n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(path))
+		return err_set(P11S_E_USAGE, "bad directory name '%s'%s", dir, hint);
+	memcpy(path, dir, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, mode) == -1 && errno != EEXIST)
+			return err_set(P11S_E_IO, "cannot create directory %s: %s%s", path,
+				       strerror(errno), hint);
+		path[i] = dir[i];
+	}
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode))
+		return err_set(P11S_E_IO, "%s is not a directory%s", dir, hint);
+	return P11S_OK;
+}
+
 enum p11s_err file_read_all(const char *path, size_t max, unsigned char **out, size_t *len)
 {
 	struct stat st;

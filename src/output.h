@@ -41,6 +41,11 @@ enum p11s_err out_commit(struct out_batch *b);
 /* Removes the temp files not yet committed; empties b. NULL-safe. */
 void out_drop(struct out_batch *b);
 
+/* mkdir -p: creates what is missing of dir with mode (umask applies) and
+ * checks that dir is a directory. hint ends the error message, e.g.
+ * " (use --state-dir)", or is "". */
+enum p11s_err out_mkdirs(const char *dir, mode_t mode, const char *hint);
+
 /* All of a small file into memory (NUL-terminated, not counted); free().
  * Files larger than max are P11S_E_IO naming the limit. */
 enum p11s_err file_read_all(const char *path, size_t max, unsigned char **out, size_t *len);

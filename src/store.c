@@ -24,32 +24,13 @@ const char *store_dir(const char *ca_dir, const char *state_dir, const char *nam
 	return buf;
 }
 
-static enum p11s_err mkdirs(const char *dir)
-{
-	char path[4096];
-	size_t i, n = strlen(dir);
-
-	if (n == 0 || n >= sizeof(path))
-		return err_set(P11S_E_USAGE, "bad profile directory '%s'", dir);
-	memcpy(path, dir, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		path[i] = '\0';
-		if (mkdir(path, 0755) == -1 && errno != EEXIST)
-			return err_set(P11S_E_IO, "cannot create %s: %s", path, strerror(errno));
-		path[i] = dir[i];
-	}
-	return P11S_OK;
-}
-
 enum p11s_err store_lock(const char *dir, int *fd)
 {
 	char path[4096];
 	enum p11s_err rc;
 
 	*fd = -1;
-	rc = mkdirs(dir);
+	rc = out_mkdirs(dir, 0755, "");
 	if (rc != P11S_OK)
 		return rc;
 	snprintf(path, sizeof(path), "%s/.lock", dir);
@@ -123,10 +104,10 @@ enum p11s_err store_stage(struct out_batch *b, const char *dir, const struct sce
 	int i, n;
 
 	snprintf(path, sizeof(path), "%s/ca", dir);
-	rc = mkdirs(path);
+	rc = out_mkdirs(path, 0755, "");
 	if (rc == P11S_OK) {
 		snprintf(path, sizeof(path), "%s/user", dir);
-		rc = mkdirs(path);
+		rc = out_mkdirs(path, 0755, "");
 	}
 	if (rc == P11S_OK)
 		rc = stage_one(b, dir, "ca", "ca.pem", ca->pinned ? ca->pinned : ca->ca);
@@ -159,7 +140,7 @@ enum p11s_err store_save_next_ca(const char *dir, X509 *cert)
 	enum p11s_err rc;
 
 	snprintf(path, sizeof(path), "%s/ca", dir);
-	rc = mkdirs(path);
+	rc = out_mkdirs(path, 0755, "");
 	if (rc != P11S_OK)
 		return rc;
 	snprintf(path, sizeof(path), "%s/ca/next-ca.pem", dir);
@@ -171,7 +152,7 @@ enum p11s_err store_set_pending(const char *dir, const char *txid)
 	char path[4096], line[128];
 	enum p11s_err rc;
 
-	rc = mkdirs(dir);
+	rc = out_mkdirs(dir, 0755, "");
 	if (rc != P11S_OK)
 		return rc;
 	snprintf(path, sizeof(path), "%s/pending", dir);

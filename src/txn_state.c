@@ -56,30 +56,6 @@ enum p11s_err txn_state_path(const char *dir, EVP_PKEY *key, char *buf, size_t b
 	return P11S_OK;
 }
 
-/* mkdir -p with mode 0700 for what it creates. */
-static enum p11s_err make_dir(const char *dir)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	size_t i, n = strlen(dir);
-
-	if (n == 0 || n >= sizeof(path))
-		return err_set(P11S_E_USAGE, "bad state directory '%s'", dir);
-	memcpy(path, dir, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		path[i] = '\0';
-		if (mkdir(path, 0700) == -1 && errno != EEXIST)
-			return err_set(P11S_E_IO, "cannot create state directory %s: %s "
-				       "(use --state-dir)", path, strerror(errno));
-		path[i] = dir[i];
-	}
-	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode))
-		return err_set(P11S_E_IO, "state directory %s is not a directory", dir);
-	return P11S_OK;
-}
-
 /* key=value lines cannot hold a newline: refuse such values rather than corrupt the file. */
 static int bad_value(const char *v)
 {
@@ -119,7 +95,7 @@ enum p11s_err txn_state_save(const char *dir, const char *path, const struct txn
 	if (bad_value(s->url) || bad_value(s->cert_out) || bad_value(s->chain_out) ||
 	    bad_value(s->ca_fingerprint))
 		return err_set(P11S_E_USAGE, "a URL or path contains a line break");
-	rc = make_dir(dir);
+	rc = out_mkdirs(dir, 0700, " (use --state-dir)");
 	if (rc != P11S_OK)
 		return rc;
 	b = BIO_new(BIO_s_mem());

@@ -1,7 +1,8 @@
 #!/bin/bash
-# The profile's cache of GetCACaps/GetCACert: a second enrollment or a
-# renewal of a profile takes one exchange; a stale cache (RA certificates the
-# server no longer uses, or a day old) is dropped and the server asked again.
+# The cache of GetCACaps/GetCACert (a profile's; a one-off enrollment's, per
+# URL): a second enrollment or a renewal takes one exchange; a stale cache
+# (RA certificates the server no longer uses, or a day old) is dropped and the
+# server asked again.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -64,3 +65,24 @@ start_responder --mode ndes
 cp "$RSP_DIR/ca.pem" "$DIR/ca/served.pem"
 sed -i "s|^url = .*|url = $URL|" "$CONF"
 expect_error 7 'fingerprint|pin' p11s renew -c "$CONF" -p dev --remove-old
+
+note "without a profile: one cache per server URL in the state directory"
+ONE=$T/one-state
+FP=$(cert_fp "$RSP_DIR/ca.pem")
+SOLO=(enroll -u "$URL" -k "$(key_uri solo "pin-source=file:$PIN_FILE")" --subject CN=solo.example.test
+	--ca-fingerprint "$FP" --challenge-file "$CHALLENGE_FILE" --state-dir "$ONE")
+caps0=$(ops GetCACaps) cacert0=$(ops GetCACert)
+expect_exit 0 p11s "${SOLO[@]}"
+expect_exit 0 p11s "${SOLO[@]}" --timings
+assert_grep "$ERR" 'timing: ca-cache' "the second one-off enrollment did not use the cache"
+assert_eq "$(($(ops GetCACaps) - caps0))" 1 "GetCACaps of two one-off enrollments"
+assert_eq "$(($(ops GetCACert) - cacert0))" 1 "GetCACert of two one-off enrollments"
+SERVED=$(find "$ONE/servers" -name served.pem)
+assert_eq "$(printf '%s\n' "$SERVED" | grep -c .)" 1 "one cache for one URL"
+assert_eq "$(count_certs "$SERVED")" 3 "certificates cached for the URL"
+assert_eq "$(stat -c %a "$ONE/servers" "$(dirname "$(dirname "$SERVED")")" | sort -u)" 700 \
+	"the state directory's cache is not private"
+note "... and another pin for the same URL is checked against the server, not the cache"
+OTHER_FP=$(printf 'AB:%.0s' $(seq 1 31))AB
+expect_error 7 'fingerprint|pin' p11s "${SOLO[@]/$FP/$OTHER_FP}" --new-request
+assert_eq "$(($(ops GetCACert) - cacert0))" 2 "GetCACert with another pin"

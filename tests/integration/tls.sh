@@ -115,8 +115,10 @@ tok_snapshot() {
 # enroll_fails RC REGEX URL [ARGS...]: getcaps, getca and enroll all fail
 # with RC and one error line matching REGEX; no file, no state, no token change.
 enroll_fails() {
-	local want=$1 re=$2 url=$3
+	local want=$1 re=$2 url=$3 state=$T/fail-state
 	shift 3
+	# A state directory without a CA cache: the first contact is over TLS.
+	rm -rf "$state"
 	tok_snapshot "$T/tok.before"
 	expect_error "$want" "$re" p11s getcaps -u "$url" "$@"
 	[ ! -s "$OUT" ] || { show_file stdout "$OUT"; fail "getcaps printed capabilities"; }
@@ -125,10 +127,10 @@ enroll_fails() {
 	expect_error "$want" "$re" p11s enroll -u "$url" "$@" \
 		-k "$(key_uri failed "pin-source=file:$PIN_FILE")" --subject "$SUBJECT" \
 		--ca-fingerprint "$CA_FP" --challenge-file "$CHALLENGE_FILE" \
-		--cert-out "$T/failed.pem" --chain-out "$T/failed-chain.pem"
+		--cert-out "$T/failed.pem" --chain-out "$T/failed-chain.pem" --state-dir "$state"
 	assert_no_file "$T/failed.pem" "a cert file was written after a TLS failure"
 	assert_no_file "$T/failed-chain.pem" "a chain file was written after a TLS failure"
-	assert_eq "$(find "$XDG_STATE_HOME" -type f 2>/dev/null | wc -l)" 0 \
+	assert_eq "$(find "$state" -type f 2>/dev/null | wc -l)" 0 \
 		"state files after a TLS failure"
 	tok_snapshot "$T/tok.after"
 	cmp -s "$T/tok.before" "$T/tok.after" ||
