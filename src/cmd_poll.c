@@ -51,10 +51,10 @@ enum p11s_err cmd_poll(const struct opts *o)
 	e.chain_out = o->chain_out ? o->chain_out : st.chain_out;
 	e.import_chain = o->import_chain || st.import_chain;
 	snprintf(e.txn.txid, sizeof(e.txn.txid), "%s", st.txid);
-	/* The saved request and signer: the CA knows us by them. */
-	e.req = st.req;
+	/* The saved subject and signer: the CA knows us by them. */
+	e.subject = st.subject;
 	e.signer = st.signer;
-	st.req = NULL;
+	st.subject = NULL;
 	st.signer = NULL;
 	log_v("resuming transaction %s with %s", e.txn.txid, e.url);
 

@@ -501,32 +501,19 @@ static void wipe_attr(X509_ATTRIBUTE *a)
 	}
 }
 
-enum p11s_err csr_drop_challenge(X509_REQ **req)
+void csr_free(X509_REQ *req)
 {
 	X509_ATTRIBUTE *a;
-	X509_REQ *copy = NULL;
-	unsigned char *der = NULL;
-	const unsigned char *p;
-	int i, len;
+	int i;
 
-	/* The signed request keeps its encoding as it was signed, password
-	 * included: only a copy decoded from a fresh encoding is clean. */
-	while ((i = X509_REQ_get_attr_by_NID(*req, NID_pkcs9_challengePassword, -1)) >= 0) {
-		a = X509_REQ_delete_attr(*req, i);
+	if (req == NULL)
+		return;
+	while ((i = X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, -1)) >= 0) {
+		a = X509_REQ_delete_attr(req, i);
 		wipe_attr(a);
 		X509_ATTRIBUTE_free(a);
 	}
-	len = i2d_X509_REQ(*req, &der);
-	p = der;
-	if (len > 0)
-		copy = d2i_X509_REQ(NULL, &p, len);
-	if (len > 0)
-		OPENSSL_clear_free(der, (size_t)len);
-	if (copy == NULL)
-		return err_set_ssl(P11S_E_INTERNAL, "cannot copy the CSR without its challenge");
-	X509_REQ_free(*req);
-	*req = copy;
-	return P11S_OK;
+	X509_REQ_free(req);
 }
 
 static enum p11s_err random_serial(X509 *x)

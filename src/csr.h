@@ -31,12 +31,11 @@ enum p11s_err dn_parse(const char *s, X509_NAME **out);
 enum p11s_err csr_build(const struct csr_params *p, EVP_PKEY *key, X509_REQ **out);
 
 /*
- * Once the request has gone out: *req is replaced by a copy without its
- * challengePassword, whose signature no longer verifies (keep it for its
- * subject, never send it). The old one is freed (wiped when secret_heap_init
- * ran). On error *req stays, without the attribute but with its old encoding.
+ * Frees a request, wiping its challengePassword first; the rest of it (its
+ * cached encoding holds the password too) is wiped on free when
+ * secret_heap_init ran. NULL-safe.
  */
-enum p11s_err csr_drop_challenge(X509_REQ **req);
+void csr_free(X509_REQ *req);
 
 /*
  * RFC 8894 §2.3 self-signed signer certificate: subject and key of req,

@@ -73,7 +73,8 @@ void enroll_free(struct enroll *e)
 	scep_reply_free(&e->reply);
 	/* These hold references to the token key: free them before the token. */
 	X509_free(e->signer);
-	X509_REQ_free(e->req);
+	csr_free(e->req);
+	X509_NAME_free(e->subject);
 	EVP_PKEY_free(e->signer_key);
 	EVP_PKEY_free(e->key);
 	ks_close(e->ks);
@@ -516,7 +517,7 @@ static enum p11s_err save_state(struct enroll *e, int answered)
 		.import_chain = e->import_chain,
 		.created = time(NULL),
 		.signer = e->signer,
-		.req = e->req,
+		.subject = e->subject,
 		.remove_old = e->remove_old,
 		.answered = answered,
 	};
@@ -540,6 +541,10 @@ enum p11s_err enroll_send_request(struct enroll *e)
 			return rc;
 	}
 	log_timing("csr", t0);
+	X509_NAME_free(e->subject);
+	e->subject = X509_NAME_dup(X509_REQ_get_subject_name(e->req));
+	if (e->subject == NULL)
+		return err_set_ssl(P11S_E_NOMEM, "cannot copy the request's subject");
 	/* Saved before the first send: whatever happens next can be resumed. */
 	rc = save_state(e, 0);
 	if (rc != P11S_OK)
@@ -555,8 +560,8 @@ enum p11s_err enroll_send_request(struct enroll *e)
 	/* The challenge authorised this request: it must not sit in memory
 	 * while we poll. Only a key that cannot decrypt (EC) may still need it,
 	 * for a reply in a password envelope (PWRI). */
-	if (csr_drop_challenge(&e->req) != P11S_OK && rc == P11S_OK)
-		rc = P11S_E_INTERNAL;
+	csr_free(e->req);
+	e->req = NULL;
 	if (EVP_PKEY_get_base_id(e->signer_key ? e->signer_key : e->key) == EVP_PKEY_RSA)
 		secret_wipe(e->challenge, sizeof(e->challenge));
 	/* The CA holds it now: from here on we poll, never send it again. */
@@ -597,7 +602,7 @@ enum p11s_err enroll_poll(struct enroll *e, int ask_first)
 	if (e->reply.status != STATUS_PENDING)
 		return P11S_OK;
 	rc = scep_issuer_and_subject_der(X509_get_subject_name(e->ca.ca),
-					 X509_REQ_get_subject_name(e->req), &content, &content_len);
+					 e->subject, &content, &content_len);
 	if (rc != P11S_OK)
 		return rc;
 	memset(&sa, 0, sizeof(sa));

@@ -39,7 +39,8 @@ struct enroll {
 	EVP_PKEY *key;		/* the key the certificate is for */
 	EVP_PKEY *signer_key;	/* signs and decrypts when it is not key (renewal
 				 * with a new key: the current key); else NULL */
-	X509_REQ *req;
+	X509_REQ *req;		/* until sent: it holds the challenge */
+	X509_NAME *subject;	/* the request's, for CertPoll */
 	X509 *signer;		/* self-signed, or the current cert when renewing */
 	enum scep_msgtype msgtype;	/* PKCSReq (0 means PKCSReq too) or RenewalReq */
 	/* renewal with a new key: the old key, removed after success if asked */

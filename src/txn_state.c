@@ -17,7 +17,8 @@
 #include "output.h"
 #include "txn_state.h"
 
-#define STATE_MAX (64 * 1024)
+#define STATE_MAX	(64 * 1024)
+#define SUBJECT_MAX	(8 * 1024)	/* DER of the request's subject */
 
 const char *txn_state_dir(const char *given, char *buf, size_t buflen)
 {
@@ -62,31 +63,21 @@ static int bad_value(const char *v)
 	return v != NULL && strpbrk(v, "\r\n") != NULL;
 }
 
-/* A copy of the request without its challengePassword: the state file
- * must not hold a secret. Only the subject is read back. */
-static X509_REQ *req_without_secret(X509_REQ *req)
+/* key=HEX, for a short binary value */
+static void print_hex(BIO *b, const char *key, const unsigned char *p, size_t n)
 {
-	unsigned char *der = NULL;
-	const unsigned char *p;
-	X509_REQ *copy = NULL;
-	int i, len;
+	size_t i;
 
-	/* Not X509_REQ_dup(): OpenSSL 3.0's copies a NULL propq and fails. */
-	len = i2d_X509_REQ(req, &der);
-	p = der;
-	if (len > 0)
-		copy = d2i_X509_REQ(NULL, &p, len);
-	OPENSSL_free(der);
-
-	while (copy != NULL &&
-	       (i = X509_REQ_get_attr_by_NID(copy, NID_pkcs9_challengePassword, -1)) >= 0)
-		X509_ATTRIBUTE_free(X509_REQ_delete_attr(copy, i));
-	return copy;
+	BIO_printf(b, "%s=", key);
+	for (i = 0; i < n; i++)
+		BIO_printf(b, "%02x", p[i]);
+	BIO_printf(b, "\n");
 }
 
 enum p11s_err txn_state_save(const char *dir, const char *path, const struct txn_state *s)
 {
-	X509_REQ *req = NULL;
+	unsigned char *subject = NULL;
+	int subject_len;
 	BIO *b = NULL;
 	char *data = NULL;
 	long len;
@@ -111,23 +102,20 @@ enum p11s_err txn_state_save(const char *dir, const char *path, const struct txn
 	BIO_printf(b, "import-chain=%d\n", s->import_chain ? 1 : 0);
 	BIO_printf(b, "remove-old=%d\n", s->remove_old ? 1 : 0);
 	BIO_printf(b, "answered=%d\n", s->answered ? 1 : 0);
-	if (s->new_key_id.len > 0) {
-		size_t i;
-
-		BIO_printf(b, "new-key-id=");
-		for (i = 0; i < s->new_key_id.len; i++)
-			BIO_printf(b, "%02x", s->new_key_id.id[i]);
-		BIO_printf(b, "\n");
-	}
-	req = req_without_secret(s->req);
-	if (req == NULL || !PEM_write_bio_X509(b, s->signer) || !PEM_write_bio_X509_REQ(b, req)) {
+	if (s->new_key_id.len > 0)
+		print_hex(b, "new-key-id", s->new_key_id.id, s->new_key_id.len);
+	/* Only the request's subject: the request itself holds the challenge. */
+	subject_len = i2d_X509_NAME(s->subject, &subject);
+	if (subject_len > 0)
+		print_hex(b, "subject", subject, (size_t)subject_len);
+	if (subject_len <= 0 || !PEM_write_bio_X509(b, s->signer)) {
 		rc = err_set_ssl(P11S_E_INTERNAL, "cannot encode the transaction state");
 		goto out;
 	}
 	len = BIO_get_mem_data(b, &data);
 	rc = out_write_atomic(path, data, (size_t)len, 0600);
 out:
-	X509_REQ_free(req);
+	OPENSSL_free(subject);
 	BIO_free(b);
 	return rc;
 }
@@ -139,21 +127,41 @@ static enum p11s_err dup_value(char **dst, const char *v)
 	return *dst ? P11S_OK : err_set(P11S_E_NOMEM, "out of memory");
 }
 
-static enum p11s_err parse_id(struct ks_key_id *id, const char *path, const char *v)
+/* Hex v into out (at most max bytes); 0 on a bad or oversized value. */
+static size_t parse_hex(const char *v, unsigned char *out, size_t max)
 {
 	size_t i, n = strlen(v);
 
-	if (n == 0 || n % 2 != 0 || n / 2 > sizeof(id->id))
-		return err_set(P11S_E_IO, "%s: bad new-key-id", path);
+	if (n == 0 || n % 2 != 0 || n / 2 > max)
+		return 0;
 	for (i = 0; i < n / 2; i++) {
 		int hi = OPENSSL_hexchar2int((unsigned char)v[2 * i]);
 		int lo = OPENSSL_hexchar2int((unsigned char)v[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
-			return err_set(P11S_E_IO, "%s: bad new-key-id", path);
-		id->id[i] = (unsigned char)(hi << 4 | lo);
+			return 0;
+		out[i] = (unsigned char)(hi << 4 | lo);
 	}
-	id->len = n / 2;
+	return n / 2;
+}
+
+static enum p11s_err parse_id(struct ks_key_id *id, const char *path, const char *v)
+{
+	id->len = parse_hex(v, id->id, sizeof(id->id));
+	return id->len > 0 ? P11S_OK : err_set(P11S_E_IO, "%s: bad new-key-id", path);
+}
+
+static enum p11s_err parse_subject(X509_NAME **name, const char *path, const char *v)
+{
+	unsigned char der[SUBJECT_MAX];
+	const unsigned char *p = der;
+	size_t n = parse_hex(v, der, sizeof(der));
+
+	X509_NAME_free(*name);
+	*name = n > 0 ? d2i_X509_NAME(NULL, &p, (long)n) : NULL;
+	if (*name == NULL || p != der + n)
+		return err_set_ssl(P11S_E_IO, "%s: bad subject: remove the file to start over",
+				   path);
 	return P11S_OK;
 }
 
@@ -199,11 +207,23 @@ static enum p11s_err parse_line(struct txn_state *s, const char *path, char *lin
 	}
 	if (strcmp(k, "new-key-id") == 0)
 		return parse_id(&s->new_key_id, path, v);
+	if (strcmp(k, "subject") == 0)
+		return parse_subject(&s->subject, path, v);
 	if (strcmp(k, "created") == 0) {
 		s->created = (time_t)strtoll(v, NULL, 10);
 		return P11S_OK;
 	}
 	return P11S_OK;	/* newer versions may add keys */
+}
+
+/* Files of earlier versions keep the request (without its challenge). */
+static void old_request_subject(BIO *b, struct txn_state *s)
+{
+	X509_REQ *req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+
+	if (req != NULL)
+		s->subject = X509_NAME_dup(X509_REQ_get_subject_name(req));
+	X509_REQ_free(req);
 }
 
 enum p11s_err txn_state_load(const char *path, struct txn_state *s)
@@ -236,8 +256,10 @@ enum p11s_err txn_state_load(const char *path, struct txn_state *s)
 	}
 	b = BIO_new_mem_buf(pem, (int)(len - (size_t)(pem - (char *)data)));
 	s->signer = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-	s->req = s->signer ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
-	if (s->req == NULL || s->txid[0] == '\0' || s->url == NULL || s->ca_fingerprint == NULL) {
+	if (s->signer != NULL && s->subject == NULL)
+		old_request_subject(b, s);
+	if (s->signer == NULL || s->subject == NULL || s->txid[0] == '\0' || s->url == NULL ||
+	    s->ca_fingerprint == NULL) {
 		rc = err_set(P11S_E_IO, "%s is incomplete: remove it to start over", path);
 		goto out;
 	}
@@ -266,6 +288,6 @@ void txn_state_free(struct txn_state *s)
 	free(s->cert_out);
 	free(s->chain_out);
 	X509_free(s->signer);
-	X509_REQ_free(s->req);
+	X509_NAME_free(s->subject);
 	memset(s, 0, sizeof(*s));
 }

@@ -28,9 +28,7 @@ struct txn_state {
 	time_t created;
 	int answered;		/* the CA has answered (PENDING): poll, never resend */
 	X509 *signer;		/* the signer cert the request was sent with */
-	X509_REQ *req;		/* the request: its subject goes into CertPoll. Saved
-				 * without its challengePassword, so its signature
-				 * no longer verifies: never send it. */
+	X509_NAME *subject;	/* the request's: it goes into CertPoll */
 };
 
 /* DIR given by the user, else $XDG_STATE_HOME/p11scep, ~/.local/state/p11scep,
@@ -40,8 +38,7 @@ const char *txn_state_dir(const char *given, char *buf, size_t buflen);
 /* DIR/<sha256 of key's SubjectPublicKeyInfo>.txn */
 enum p11s_err txn_state_path(const char *dir, EVP_PKEY *key, char *buf, size_t buflen);
 
-/* Creates dir (0700) if needed and writes s to path atomically (0600),
- * dropping the request's challengePassword on the way. */
+/* Creates dir (0700) if needed and writes s to path atomically (0600). */
 enum p11s_err txn_state_save(const char *dir, const char *path, const struct txn_state *s);
 /* P11S_E_NOTFOUND (no message) when there is no state for that key. */
 enum p11s_err txn_state_load(const char *path, struct txn_state *s);

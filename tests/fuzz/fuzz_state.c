@@ -32,10 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_report("txn_state_load", rc);
 	if (rc == P11S_OK) {
 		/* What resume reads: a loaded state is complete. */
-		if (s.req == NULL || s.signer == NULL || s.url == NULL ||
+		if (s.subject == NULL || s.signer == NULL || s.url == NULL ||
 		    s.ca_fingerprint == NULL || s.txid[0] == '\0')
 			__builtin_trap();
-		(void)X509_REQ_get_subject_name(s.req);
+		(void)X509_NAME_entry_count(s.subject);
 	}
 	txn_state_free(&s);
 	unlink(path);

@@ -155,15 +155,28 @@ printf 'pkcs11:model=SoftHSM%%20v2;manufacturer=SoftHSM%%20project;serial=1234;t
 printf 'PKCS11:object=a;x-vendor=1;id=%%zz' > "$corpus/fuzz_uri/bad"
 printf 'pkcs11:' > "$corpus/fuzz_uri/empty"
 
-# Transaction state: a complete file as txn_state_save writes it.
+# Transaction state: a complete file as txn_state_save writes it (the
+# request's subject in hex), and one of an earlier version (the request).
 openssl req -new -key "$tmp/k.pem" -subj "/O=p11scep test/CN=host" -out "$tmp/req.pem"
-{
+state_head() {
 	printf '# p11scep pending SCEP transaction (no secrets)\n'
 	printf 'version=1\ntxid=384955D4F36E8B0C396D22C9CABC1FE3D0B508599B9FBBB5A1852FB96E35DC79\n'
 	printf 'url=http://127.0.0.1:8080/scep\nca-fingerprint=AB:CD\ncreated=1700000000\n'
 	printf 'cert-out=/tmp/c.pem\nchain-out=/tmp/ch.pem\nimport-chain=1\nremove-old=0\n'
 	printf 'new-key-id=0a1b2c3d\n'
-	cat "$unit/micromdm-success-signer.pem" "$tmp/req.pem"
+}
+{
+	state_head
+	# the request's subject: the SEQUENCE at depth 2, header and all
+	name=$(openssl asn1parse -in "$tmp/req.pem" | awk '/d=2/ && /SEQUENCE/ {
+		off = $1 + 0; sub(/.*hl=/, ""); split($0, f, /[ =]+/); print off, f[1] + f[3]; exit }')
+	openssl asn1parse -in "$tmp/req.pem" -offset "${name% *}" -noout -out "$tmp/rest.der"
+	printf 'subject=%s\n' "$(head -c "${name#* }" "$tmp/rest.der" | od -An -tx1 | tr -d ' \n')"
+	cat "$unit/micromdm-success-signer.pem"
 } > "$corpus/fuzz_state/complete"
+{
+	state_head
+	cat "$unit/micromdm-success-signer.pem" "$tmp/req.pem"
+} > "$corpus/fuzz_state/old-request"
 printf 'version=2\ntxid=\nnew-key-id=zz\n-----BEGIN CERTIFICATE-----\n' > "$corpus/fuzz_state/bad"
 echo "seeds written to $corpus"

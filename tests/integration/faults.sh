@@ -107,9 +107,12 @@ assert_grep "$(state_file)" '^answered=0$' "the state does not say the request w
 assert_eq "$(logged_txids)" "$TXID" "the dead server's log does not show our transactionID"
 assert_no_string "$(state_file)" "$CHALLENGE" "the state file holds the challenge"
 assert_eq "$(stat -c %a "$(state_file)")" 600 "mode of the state file"
-sed -n '/BEGIN CERTIFICATE REQUEST/,/END CERTIFICATE REQUEST/p' "$(state_file)" >"$T/req.pem"
-openssl req -in "$T/req.pem" -noout -text >"$T/req.txt" || fail "the state's request does not parse"
-assert_no_grep "$T/req.txt" 'challengePassword' "the state's request keeps a challengePassword"
+# Of the request, the state keeps only the subject (CertPoll's): no challenge.
+assert_no_grep "$(state_file)" 'CERTIFICATE REQUEST' "the state keeps the request"
+printf '%b' "$(sed -n 's/^subject=//p' "$(state_file)" | sed 's/../\\x&/g')" >"$T/subject.der"
+openssl asn1parse -inform DER -in "$T/subject.der" >"$T/subject.txt" ||
+	fail "the state's subject does not parse"
+assert_grep "$T/subject.txt" 'p11scep-faults.example.test' "the state's subject is not ours"
 
 note "the retry sends the request again with the same transactionID"
 start_responder
