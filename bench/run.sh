@@ -11,9 +11,13 @@
 #   4. peak memory (max RSS) of each
 #   5. PROFILES enrollments: one `p11scep run` against as many `p11scep enroll`
 #
+# Every process is timed by bench/proc-time.c (built here): posix_spawnp and
+# wait4 from C, so a figure holds the process itself (spawn to reaped), its
+# peak RSS and its page faults, and no shell, `timeout` or `time` around it.
+#
 # Build p11scep first (./configure && make): this script does not build it.
 # Set-up: bash contrib/install-deps.sh (needs softhsm2, scep, opensc,
-# strongswan-pki with libstrongswan-extra-plugins for its HTTP fetcher, time,
+# strongswan-pki with libstrongswan-extra-plugins for its HTTP fetcher,
 # socat, curl, libp11-dev, libssl-dev, pkg-config and a C compiler).
 #
 # Environment:
@@ -21,7 +25,7 @@
 #   N         runs for each end-to-end median (or argument 1; default 10)
 #   FLOOR_N   runs for each token operation and HTTP exchange (default 20)
 #   PROFILES  profiles in the many-enrollments table (default 200)
-#   CC        C compiler for token-floor (default cc)
+#   CC        C compiler for token-floor and proc-time (default cc)
 #   KEEP_TMP=1  keep the temp dir
 # About 3 minutes with the defaults on 2 cores: 40 s of it makes the 200 keys.
 set -u
@@ -44,7 +48,7 @@ if [ ! -x "$P11SCEP" ]; then
 	echo "bench/run.sh: $P11SCEP not found: build p11scep first (./configure && make) or set P11SCEP" >&2
 	exit 1
 fi
-for tool in scepclient pki /usr/bin/time socat pkg-config "${CC:-cc}"; do
+for tool in scepclient pki socat pkg-config "${CC:-cc}"; do
 	command -v "$tool" >/dev/null 2>&1 || {
 		echo "bench/run.sh: $tool not found: run contrib/install-deps.sh" >&2
 		exit 1
@@ -63,11 +67,21 @@ cd "$W" || exit 1
 
 # ---------------------------------------------------------------- figures
 
-# median < numbers: the median, empty for no input.
+# median [FORMAT] < numbers: the median (printf FORMAT, default %.1f), empty
+# for no input.
 median() {
-	sort -g | awk '{ v[NR] = $1 }
+	sort -g | awk -v f="${1:-%.1f}" '{ v[NR] = $1 }
 		END { if (NR == 0) exit; m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		      printf "%.1f\n", m }'
+		      printf f "\n", m }'
+}
+
+# Records of timed runs: one line "MS RSS_KIB MINFLT" per run (see rec).
+# col FILE K: the median of column K (1 ms, 2 max RSS KiB, 3 page faults).
+col() {
+	case $2 in
+	1) awk '{ print $1 }' "$1" | median ;;
+	*) awk -v k="$2" '{ print $k }' "$1" | median %.0f ;;
+	esac
 }
 
 # calc EXPR: awk arithmetic on numbers; empty if any operand is empty.
@@ -92,7 +106,7 @@ table() {
 	{ rows[NR] = $0; if (NF > nf) nf = NF
 	  for (i = 1; i <= NF; i++) {
 		if (length($i) > w[i]) w[i] = length($i)
-		if (NR > 1 && $i !~ /^([-0-9.,x%\/ ]+|-|n\/a)$/) text[i] = 1
+		if (NR > 1 && $i != "" && $i !~ /^([-0-9.,x%\/ ]+|-|n\/a|failed)$/) text[i] = 1
 	  } }
 	END {
 		for (r = 1; r <= NR; r++) {
@@ -121,30 +135,32 @@ heading() {
 	printf '\n## %s\n\n' "$*"
 }
 
-# run_timed OUT ERR CMD...: runs CMD with a time limit; sets LAST_MS (wall
-# clock of the whole process, ms) and LAST_RC.
+# run_timed OUT ERR CMD...: runs CMD under proc-time, stdin from /dev/null,
+# within TIME_LIMIT seconds (default RUN_TIMEOUT; then exit 124). Sets LAST_MS
+# (spawn to reaped, ms), LAST_RC, LAST_RSS (max RSS, KiB) and LAST_FLT (page
+# faults, ru_minflt). If proc-time cannot spawn CMD: LAST_RC 127, the reason
+# in ERR, the figures empty.
 run_timed() {
-	local out=$1 err=$2 t0 t1
+	local out=$1 err=$2 line
 	shift 2
-	LAST_RC=0
-	t0=$EPOCHREALTIME
-	timeout "$RUN_TIMEOUT" "$@" </dev/null >"$out" 2>"$err" || LAST_RC=$?
-	t1=$EPOCHREALTIME
-	LAST_MS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }')
+	line=$("$PT" -t "${TIME_LIMIT:-$RUN_TIMEOUT}" -o "$out" -e "$err" -- "$@" 2>"$T/proc-time.err")
+	LAST_MS='' LAST_RC='' LAST_RSS='' LAST_FLT=''
+	read -r LAST_MS LAST_RC LAST_RSS LAST_FLT <<<"$line"
+	if [ -z "$LAST_FLT" ]; then
+		LAST_MS='' LAST_RC=127 LAST_RSS='' LAST_FLT=''
+		cat "$T/proc-time.err" >"$err"
+	fi
+}
+
+# rec FILE: appends the last timed run's "MS RSS_KIB MINFLT" to FILE.
+rec() {
+	echo "$LAST_MS $LAST_RSS $LAST_FLT" >>"$1"
 }
 
 # why FILE: the last meaningful line of a failed run's stderr, one line.
 why() {
 	grep -v -e "^plugin '" -e '^TPM 2.0' -e '^ *$' "$1" | tail -n 2 | tr '\t' ' ' |
 		sed 's/  */ /g; s/ $//' | paste -sd ';' | sed 's/;/; /g' | cut -c 1-200
-}
-
-# maxrss_kib OUT CMD...: peak RSS of CMD in KiB (GNU time), or empty.
-maxrss_kib() {
-	local f=$1
-	shift
-	timeout "$RUN_TIMEOUT" /usr/bin/time -f %M -o "$f.rss" "$@" </dev/null >"$f.out" 2>"$f.err"
-	tail -n 1 "$f.rss" 2>/dev/null | tr -dc '0-9'
 }
 
 # ---------------------------------------------------------------- set-up
@@ -168,6 +184,9 @@ TF=$T/token-floor
 "${CC:-cc}" -std=c11 -O2 -Wall -Wextra -o "$TF" "$ROOT/bench/token-floor.c" \
 	$(pkg-config --cflags --libs libp11 libcrypto) 2>"$T/cc.log" ||
 	{ show_file "cc" "$T/cc.log"; fail "cannot build bench/token-floor.c (libp11-dev, libssl-dev)"; }
+PT=$T/proc-time
+"${CC:-cc}" -std=c11 -O2 -Wall -Wextra -o "$PT" "$ROOT/bench/proc-time.c" 2>"$T/cc.log" ||
+	{ show_file "cc" "$T/cc.log"; fail "cannot build bench/proc-time.c"; }
 
 pkgver() {
 	dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"
@@ -248,8 +267,8 @@ proxied() {
 	shift
 	c0=$(grep -c 'accepting connection' "$T/socat.log")
 	s0=$(stat -c %s "$T/c2s.raw" 2>/dev/null || echo 0)
-	timeout "$RUN_TIMEOUT" "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err"
-	PROXIED_RC=$?
+	run_timed "$T/$name.out" "$T/$name.err" "$@"
+	PROXIED_RC=$LAST_RC
 	sleep 0.2
 	tail -c +"$((s0 + 1))" "$T/c2s.raw" >"$T/$name.raw"
 	CONNS=$(( $(grep -c 'accepting connection' "$T/socat.log") - c0 ))
@@ -307,14 +326,18 @@ SRV_CAPS=$(median <"$T/srv.caps") SRV_CACERT=$(median <"$T/srv.cacert")
 SRV_PKI=$(median <"$T/srv.pki") SRV_SUM=$(median <"$T/srv.sum")
 
 LOGIN=$(fl load-login 3) SIGN=$(fl sign-2048 3) DECRYPT=$(fl decrypt-2048 3)
-KEYGEN=$(fl keygen-2048 3)
-FLOOR_TOKEN_OPS=$(calc "$LOGIN + 3 * $SIGN + $DECRYPT")
+KEYGEN=$(fl keygen-2048 3) STORE=$(fl store-cert 3) CREATE=$(fl store-cert:create 3)
+FLOOR_KEY_OPS=$(calc "$LOGIN + 3 * $SIGN + $DECRYPT")
+FLOOR_TOKEN_OPS=$(calc "$FLOOR_KEY_OPS + $STORE")
 FLOOR_REUSE=$(calc "$FLOOR_TOKEN_OPS + $SRV_SUM")
-FLOOR_NEW=$(calc "$FLOOR_REUSE + $KEYGEN")
+# A new key has no certificate to replace: its store is a create alone.
+FLOOR_NEW=$(calc "$FLOOR_KEY_OPS + $CREATE + $KEYGEN + $SRV_SUM")
 
 heading "1. The floor: token operations in-process, and the server's time"
 echo "Token operations: bench/token-floor.c on libp11 $(pkg-config --modversion libp11), one process"
-echo "(the login rows each in a fresh child process), median of $FLOOR_N, ms."
+echo "(the login rows each in a fresh child process; the certificate rows through the module's"
+echo "function list, in a session of its own, with the attributes p11scep stores), median of"
+echo "$FLOOR_N, ms."
 echo
 {
 	printf 'operation\tmedian ms\tmin\tmax\n'
@@ -330,6 +353,9 @@ echo
 	flrow keygen-3072 "RSA-3072 key generation"
 	flrow sign-2048 "RSA-2048 sign (SHA-256, EVP_DigestSign)"
 	flrow decrypt-2048 "RSA-2048 decrypt (PKCS#1 v1.5, EVP_PKEY_decrypt)"
+	flrow store-cert "store a certificate (C_CreateObject), replacing the previous one (C_DestroyObject)"
+	flrow store-cert:create "  of which C_CreateObject"
+	flrow store-cert:destroy "  of which C_DestroyObject"
 } | table
 if [ -n "$SRV_FAIL" ]; then
 	echo "The server's time: failed: $SRV_FAIL"
@@ -343,10 +369,13 @@ else
 		"PKIOperation (POST, PKCSReq, the CA issues)" "$SRV_PKI" \
 		"all three (median of the sums)" "$SRV_SUM" | table
 fi
-printf 'floor\tms\n%s\t%s\n%s\t%s\n%s\t%s\n' \
-	"token ops of a reuse-key enrollment: login + 3 signs + 1 decrypt" "${FLOOR_TOKEN_OPS:--}" \
+printf 'floor\tms\n%s\t%s\n%s\t%s\n%s\t%s\n%s\t%s\n' \
+	"token ops of a reuse-key enrollment: login + 3 signs + 1 decrypt + store the certificate" \
+	"${FLOOR_TOKEN_OPS:--}" \
+	"  of which key ops: login + 3 signs + 1 decrypt" "${FLOOR_KEY_OPS:--}" \
 	"floor, enrollment with an existing key: token ops + server" "${FLOOR_REUSE:--}" \
-	"floor, enrollment with a new RSA-2048 key: + one key generation" "${FLOOR_NEW:--}" | table
+	"floor, enrollment with a new RSA-2048 key: + one key generation, no certificate to replace" \
+	"${FLOOR_NEW:--}" | table
 
 # ---------------------------------------------------------------- 2. one enrollment
 
@@ -374,6 +403,7 @@ describe() {
 	case $1 in
 	startup) echo "start-up to the command" ;;
 	caps) echo "GetCACaps exchange" ;;
+	ca-cache) echo "caps + CA certs from the cache, no exchange" ;;
 	getcacert) echo "GetCACert exchange + CA pinning" ;;
 	module-load) echo "module load" ;;
 	login) echo "login" ;;
@@ -410,7 +440,7 @@ for i in $(seq 1 "$N"); do
 	p11_enroll reuse "$P11_TFLAG"
 	run_timed "$T/p11.out" "$T/p11.err" "${P11_CMD[@]}"
 	if [ "$LAST_RC" = 0 ]; then
-		echo "$LAST_MS" >>"$T/p11-reuse.ms"
+		rec "$T/p11-reuse.ms"
 		phases "$T/p11.err" | sed "s/^/$i /" >>"$T/p11-reuse.phases"
 	else
 		P11_REUSE_FAIL=$((P11_REUSE_FAIL + 1))
@@ -419,21 +449,21 @@ for i in $(seq 1 "$N"); do
 	sc_enroll "$W/sc.key"
 	run_timed "$T/sc.out" "$T/sc.err" "${SC_CMD[@]}"
 	if [ "$LAST_RC" = 0 ]; then
-		echo "$LAST_MS" >>"$T/sc-reuse.ms"
+		rec "$T/sc-reuse.ms"
 	else
 		SC_REUSE_FAIL=$((SC_REUSE_FAIL + 1))
 		SC_REUSE_WHY="exit $LAST_RC: $(why "$T/sc.err")"
 	fi
 	# What starting a process costs here: /bin/true, and p11scep doing nothing.
-	run_timed /dev/null /dev/null true
-	echo "$LAST_MS" >>"$T/true.ms"
+	run_timed /dev/null /dev/null /bin/true
+	rec "$T/true.ms"
 	run_timed /dev/null /dev/null "$P11SCEP" --version
-	echo "$LAST_MS" >>"$T/version.ms"
+	rec "$T/version.ms"
 done
-P11_REUSE=$(median <"$T/p11-reuse.ms")
-SC_REUSE=$(median <"$T/sc-reuse.ms")
-TRUE_MS=$(median <"$T/true.ms")
-VERSION_MS=$(median <"$T/version.ms")
+P11_REUSE=$(col "$T/p11-reuse.ms" 1) P11_REUSE_FLT=$(col "$T/p11-reuse.ms" 3)
+SC_REUSE=$(col "$T/sc-reuse.ms" 1) SC_REUSE_FLT=$(col "$T/sc-reuse.ms" 3)
+TRUE_MS=$(col "$T/true.ms" 1) TRUE_FLT=$(col "$T/true.ms" 3)
+VERSION_MS=$(col "$T/version.ms" 1) VERSION_FLT=$(col "$T/version.ms" 3)
 
 heading "2. One enrollment with an existing key (p11scep enroll, SoftHSM2), median of $N"
 if [ -z "$P11_REUSE" ]; then
@@ -441,28 +471,36 @@ if [ -z "$P11_REUSE" ]; then
 	echo
 else
 	[ "$P11_REUSE_FAIL" = 0 ] || echo "($P11_REUSE_FAIL of $N runs failed: $P11_REUSE_WHY)"
-	echo "Steps from p11scep's $([ "$P11_TFLAG" = -v ] && echo "-v lines" || echo "--timings lines"); the process from the bench's clock."
+	echo "Steps from p11scep's $([ "$P11_TFLAG" = -v ] && echo "-v lines" || echo "--timings lines");"
+	echo "the processes timed by proc-time (posix_spawnp to reaped by wait4), with their page"
+	echo "faults (ru_minflt, median; each costs 10-30 us on a VM)."
 	echo
 	{
-		printf 'step\twhat\tmedian ms\n'
+		printf 'step\twhat\tmedian ms\tpage faults\n'
 		steps=$(awk '!seen[$2]++ { print $2 }' "$T/p11-reuse.phases")
+		runs=$(awk '!seen[$1]++' "$T/p11-reuse.phases" | wc -l)
 		for s in $steps; do
-			printf '%s\t%s\t%s\n' "$s" "$(describe "$s")" \
+			# A step that only some runs take (the cache spares the others).
+			k=$(awk -v s="$s" '$2 == s' "$T/p11-reuse.phases" | wc -l)
+			printf '%s\t%s%s\t%s\t\n' "$s" "$(describe "$s")" \
+				"$([ "$k" = "$runs" ] || echo " (in $k of $runs runs)")" \
 				"$(awk -v s="$s" '$2 == s { print $3 }' "$T/p11-reuse.phases" | median)"
 		done
 		# Per run: the sum of the steps other than start-up and total.
 		sum=$(awk '$2 != "total" && $2 != "startup" { s[$1] += $3 } END { for (r in s) print s[r] }' \
 			"$T/p11-reuse.phases" | median)
-		printf '%s\t%s\t%s\n' "sum" "the steps above but startup and total" "${sum:--}"
-		printf '%s\t%s\t%s\n' "process" "whole process, exec to exit" "$P11_REUSE"
+		printf '%s\t%s\t%s\t\n' "sum" "the steps above but startup and total" "${sum:--}"
+		printf '%s\t%s\t%s\t%s\n' "process" "whole process, spawn to reaped" "$P11_REUSE" \
+			"${P11_REUSE_FLT:--}"
 		tot=$(awk '$2 == "total" { print $3 }' "$T/p11-reuse.phases" | median)
 		out=$(calc "$P11_REUSE - ${tot:-}")
-		printf '%s\t%s\t%s\n' "outside total" "exec, linking, start-up, teardown, exit" "${out:--}"
-		printf '%s\t%s\t%s\n' "  p11scep --version" "a process that links p11scep's libraries and exits" \
-			"${VERSION_MS:--}"
-		printf '%s\t%s\t%s\n' "  /bin/true" "a process (timeout + fork + exec + exit)" "${TRUE_MS:--}"
-		printf '%s\t%s\t%s\n' "floor" "token ops + server's time (table 1)" "${FLOOR_REUSE:--}"
-		printf '%s\t%s\t%s\n' "process / floor" "issue #6 target: at most 1.20x" \
+		printf '%s\t%s\t%s\t\n' "outside total" "exec, linking, start-up, teardown, exit" "${out:--}"
+		printf '%s\t%s\t%s\t%s\n' "  p11scep --version" \
+			"a process that links p11scep's libraries and exits" "${VERSION_MS:--}" "${VERSION_FLT:--}"
+		printf '%s\t%s\t%s\t%s\n' "  /bin/true" "a process (proc-time: spawn + exit)" \
+			"${TRUE_MS:--}" "${TRUE_FLT:--}"
+		printf '%s\t%s\t%s\t\n' "floor" "token ops + server's time (table 1)" "${FLOOR_REUSE:--}"
+		printf '%s\t%s\t%s\t\n' "process / floor" "issue #6 target: at most 1.20x" \
 			"$(ratio "$P11_REUSE" "$FLOOR_REUSE")"
 	} | table
 fi
@@ -476,7 +514,7 @@ for i in $(seq 1 "$N"); do
 	p11_enroll "new$i"
 	run_timed "$T/p11.out" "$T/p11.err" "${P11_CMD[@]}"
 	if [ "$LAST_RC" = 0 ]; then
-		echo "$LAST_MS" >>"$T/p11-new.ms"
+		rec "$T/p11-new.ms"
 	else
 		P11_NEW_FAIL=$((P11_NEW_FAIL + 1))
 		P11_NEW_WHY="exit $LAST_RC: $(why "$T/p11.err")"
@@ -484,61 +522,66 @@ for i in $(seq 1 "$N"); do
 	sc_enroll "$W/sc-new$i.key"
 	run_timed "$T/sc.out" "$T/sc.err" "${SC_CMD[@]}"
 	if [ "$LAST_RC" = 0 ]; then
-		echo "$LAST_MS" >>"$T/sc-new.ms"
+		rec "$T/sc-new.ms"
 	else
 		SC_NEW_FAIL=$((SC_NEW_FAIL + 1))
 		SC_NEW_WHY="exit $LAST_RC: $(why "$T/sc.err")"
 	fi
 done
-P11_NEW=$(median <"$T/p11-new.ms")
-SC_NEW=$(median <"$T/sc-new.ms")
+P11_NEW=$(col "$T/p11-new.ms" 1) P11_NEW_FLT=$(col "$T/p11-new.ms" 3)
+SC_NEW=$(col "$T/sc-new.ms" 1) SC_NEW_FLT=$(col "$T/sc-new.ms" 3)
 
 # strongSwan: a file key made by pki --gen first; its default cipher (AES),
-# then 3DES, which gets further against this server.
+# then 3DES, which gets further against this server. A cipher whose first
+# run fails is not run again: that run is kept in pki-CIPHER.failed.
 pki --gen --type rsa --size 2048 --outform pem >"$W/pki.key" 2>"$T/pki-gen.err"
 PKI_ROWS=() PKI_WHY=()
 for cipher in aes des3; do
 	PKI_CMD=(pki --scep --url "$URL" --in "$W/pki.key" --dn "CN=bench-pki" --password "$CHALLENGE"
 		--cacert-enc "$CA_PEM" --cacert-sig "$CA_PEM" --cipher "$cipher" --outform pem)
+	: >"$T/pki-$cipher.ms" && : >"$T/pki-$cipher.failed"
 	run_timed "$W/pki.crt" "$T/pki-$cipher.err" "${PKI_CMD[@]}"
 	if [ "$LAST_RC" != 0 ]; then
-		PKI_ROWS+=("$(printf 'pki --scep --cipher %s (file key)\texisting\t0/1\tfailed\t-\t-\t-' "$cipher")")
+		rec "$T/pki-$cipher.failed"
+		PKI_ROWS+=("$(printf 'pki --scep --cipher %s (file key)\texisting\t0/1\tfailed\t%s\t-\t-\t-' \
+			"$cipher" "${LAST_FLT:--}")")
 		PKI_WHY+=("pki --scep --cipher $cipher failed (exit $LAST_RC): $(why "$T/pki-$cipher.err")")
 		continue
 	fi
-	: >"$T/pki-$cipher.ms"
 	ok=0
 	for _ in $(seq 1 "$N"); do
 		run_timed "$W/pki.crt" "$T/pki.err" "${PKI_CMD[@]}"
-		[ "$LAST_RC" = 0 ] && { echo "$LAST_MS" >>"$T/pki-$cipher.ms"; ok=$((ok + 1)); }
+		[ "$LAST_RC" = 0 ] && { rec "$T/pki-$cipher.ms"; ok=$((ok + 1)); }
 	done
-	m=$(median <"$T/pki-$cipher.ms")
-	PKI_ROWS+=("$(printf 'pki --scep --cipher %s (file key)\texisting\t%s/%s\t%s\t%s\t-\t-' \
-		"$cipher" "$ok" "$N" "${m:--}" "$(ratio "$P11_REUSE" "$m")")")
+	m=$(col "$T/pki-$cipher.ms" 1)
+	PKI_ROWS+=("$(printf 'pki --scep --cipher %s (file key)\texisting\t%s/%s\t%s\t%s\t%s\t-\t-' \
+		"$cipher" "$ok" "$N" "${m:--}" "$(col "$T/pki-$cipher.ms" 3)" "$(ratio "$P11_REUSE" "$m")")")
 done
 
 heading "3. The same enrollment by the peer clients, same server, same run, median of $N"
-echo "Whole process, exec to exit, ms. \"p11scep / client\" below 1 means p11scep is faster;"
-echo "issue #6 target: at most 0.80x of the fastest peer with an existing key."
+echo "Whole process, spawn to reaped (proc-time), ms, and its page faults (ru_minflt)."
+echo "\"p11scep / client\" below 1 means p11scep is faster; issue #6 target: at most 0.80x"
+echo "of the fastest peer with an existing key."
 echo "Connections and requests from one run of each through a socat proxy."
 echo
 {
-	printf 'client\tkey\truns ok\tmedian ms\tp11scep / client\tTCP conns\tHTTP requests\n'
-	printf 'p11scep enroll (token key)\texisting\t%s/%s\t%s\t1.00x\t%s\t%s\n' \
-		"$((N - P11_REUSE_FAIL))" "$N" "${P11_REUSE:--}" "$P11_CONNS" "$P11_REQS"
-	printf 'scepclient (file key)\texisting\t%s/%s\t%s\t%s\t%s\t%s\n' \
-		"$((N - SC_REUSE_FAIL))" "$N" "${SC_REUSE:--}" "$(ratio "$P11_REUSE" "$SC_REUSE")" \
-		"$SC_CONNS" "$SC_REQS"
+	printf 'client\tkey\truns ok\tmedian ms\tpage faults\tp11scep / client\tTCP conns\tHTTP requests\n'
+	printf 'p11scep enroll (token key)\texisting\t%s/%s\t%s\t%s\t1.00x\t%s\t%s\n' \
+		"$((N - P11_REUSE_FAIL))" "$N" "${P11_REUSE:--}" "${P11_REUSE_FLT:--}" \
+		"$P11_CONNS" "$P11_REQS"
+	printf 'scepclient (file key)\texisting\t%s/%s\t%s\t%s\t%s\t%s\t%s\n' \
+		"$((N - SC_REUSE_FAIL))" "$N" "${SC_REUSE:--}" "${SC_REUSE_FLT:--}" \
+		"$(ratio "$P11_REUSE" "$SC_REUSE")" "$SC_CONNS" "$SC_REQS"
 	for r in "${PKI_ROWS[@]}"; do
 		printf '%s\n' "$r"
 	done
-	printf 'p11scep enroll (token key)\tnew RSA-2048\t%s/%s\t%s\t1.00x\t-\t-\n' \
-		"$((N - P11_NEW_FAIL))" "$N" "${P11_NEW:--}"
-	printf 'scepclient (file key)\tnew RSA-2048\t%s/%s\t%s\t%s\t-\t-\n' \
-		"$((N - SC_NEW_FAIL))" "$N" "${SC_NEW:--}" "$(ratio "$P11_NEW" "$SC_NEW")"
-	printf 'floor (table 1)\texisting\t-\t%s\t%s\t-\t-\n' "${FLOOR_REUSE:--}" \
+	printf 'p11scep enroll (token key)\tnew RSA-2048\t%s/%s\t%s\t%s\t1.00x\t-\t-\n' \
+		"$((N - P11_NEW_FAIL))" "$N" "${P11_NEW:--}" "${P11_NEW_FLT:--}"
+	printf 'scepclient (file key)\tnew RSA-2048\t%s/%s\t%s\t%s\t%s\t-\t-\n' \
+		"$((N - SC_NEW_FAIL))" "$N" "${SC_NEW:--}" "${SC_NEW_FLT:--}" "$(ratio "$P11_NEW" "$SC_NEW")"
+	printf 'floor (table 1)\texisting\t-\t%s\t-\t%s\t-\t-\n' "${FLOOR_REUSE:--}" \
 		"$(ratio "$P11_REUSE" "$FLOOR_REUSE")"
-	printf 'floor (table 1)\tnew RSA-2048\t-\t%s\t%s\t-\t-\n' "${FLOOR_NEW:--}" \
+	printf 'floor (table 1)\tnew RSA-2048\t-\t%s\t-\t%s\t-\t-\n' "${FLOOR_NEW:--}" \
 		"$(ratio "$P11_NEW" "$FLOOR_NEW")"
 } | table
 for w in "${PKI_WHY[@]}" \
@@ -551,46 +594,42 @@ echo
 
 # ---------------------------------------------------------------- 4. memory
 
-# rss_row LABEL MAKER: median of 3 runs' peak RSS; MAKER I sets CMD for run I.
+# rss_row LABEL RECORDS [FAILED]: the median max RSS of the runs in RECORDS,
+# else of those in FAILED, marked so.
 rss_row() {
-	local label=$1 maker=$2 i k vals="" note=""
-	for i in 1 2 3; do
-		"$maker" "$i"
-		k=$(maxrss_kib "$T/rss" "${CMD[@]}")
-		grep -q 'non-zero status' "$T/rss.rss" 2>/dev/null && note=" (the run failed)"
-		[ -n "$k" ] && vals="$vals$k"$'\n'
-	done
-	k=$(printf '%s' "$vals" | median)
-	k=${k%.*}
-	printf '%s%s\t%s\t%s\n' "$label" "$note" "${k:--}" "$([ -n "$k" ] && calc "$k / 1024")"
+	local label=$1 f=$2 k
+	if [ ! -s "$f" ] && [ -s "${3:-}" ]; then
+		f=$3
+		label="$label (the run failed)"
+	fi
+	k=$(col "$f" 2)
+	printf '%s\t%s\t%s\t%s\n' "$label" "$(wc -l <"$f")" "${k:--}" "$([ -n "$k" ] && calc "$k / 1024")"
 }
 
-mk_p11_reuse() { p11_enroll reuse; CMD=("${P11_CMD[@]}"); }
-mk_p11_new() { p11_enroll "rss-new$1"; CMD=("${P11_CMD[@]}"); }
-mk_sc_reuse() { sc_enroll "$W/sc.key"; CMD=("${SC_CMD[@]}"); }
-mk_sc_new() { sc_enroll "$W/sc-rss$1.key"; CMD=("${SC_CMD[@]}"); }
-mk_pki() {
-	CMD=(pki --scep --url "$URL" --in "$W/pki.key" --dn "CN=bench-pki" --password "$CHALLENGE"
-		--cacert-enc "$CA_PEM" --cacert-sig "$CA_PEM" --outform pem)
-}
-
-heading "4. Peak memory (max RSS, GNU time %M), median of 3 runs"
+heading "4. Peak memory (max RSS: ru_maxrss from wait4), median of the runs of tables 2 and 3"
 {
-	printf 'program\tKiB\tMiB\n'
-	rss_row "p11scep enroll, existing key" mk_p11_reuse
-	rss_row "p11scep enroll, new key" mk_p11_new
-	rss_row "scepclient, existing key" mk_sc_reuse
-	rss_row "scepclient, new key" mk_sc_new
-	rss_row "pki --scep (its default cipher, AES)" mk_pki
+	printf 'program\truns\tKiB\tMiB\n'
+	rss_row "p11scep enroll, existing key" "$T/p11-reuse.ms"
+	rss_row "p11scep enroll, new key" "$T/p11-new.ms"
+	rss_row "scepclient, existing key" "$T/sc-reuse.ms"
+	rss_row "scepclient, new key" "$T/sc-new.ms"
+	rss_row "pki --scep (its default cipher, AES)" "$T/pki-aes.ms" "$T/pki-aes.failed"
+	rss_row "pki --scep --cipher des3" "$T/pki-des3.ms" "$T/pki-des3.failed"
+	rss_row "p11scep --version (its libraries, no work)" "$T/version.ms"
 } | table
 
 # ---------------------------------------------------------------- 5. many
 
+# secs MS: milliseconds as seconds, empty for empty.
+secs() {
+	[ -z "$1" ] || awk -v m="$1" 'BEGIN { printf "%.2f\n", m / 1000 }'
+}
+
 heading "5. $PROFILES enrollments: one p11scep run over $PROFILES profiles against $PROFILES p11scep enroll"
-t0=$EPOCHREALTIME
-"$TF" "$SOFTHSM_MODULE" "$MANY_TOKEN" "$PIN_FILE" keygen p "$PROFILES" 2>"$T/many-keygen.err"
-KG_RC=$?
-KG_S=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f\n", b - a }')
+TIME_LIMIT=$((RUN_TIMEOUT * 10)) run_timed /dev/null "$T/many-keygen.err" \
+	"$TF" "$SOFTHSM_MODULE" "$MANY_TOKEN" "$PIN_FILE" keygen p "$PROFILES"
+KG_RC=$LAST_RC
+KG_S=$(secs "$LAST_MS")
 CONF=$T/many.conf
 {
 	printf '[defaults]\nurl = %s\nca-fingerprint = %s\nchallenge-file = %s\nmodule = %s\n' \
@@ -610,39 +649,42 @@ if [ "$KG_RC" != 0 ]; then
 	echo "pre-generating $PROFILES keys failed: $(why "$T/many-keygen.err")"
 	echo
 else
-	t0=$EPOCHREALTIME
-	timeout $((RUN_TIMEOUT * 10)) "$P11SCEP" run -c "$CONF" --state-dir "$T/many-run" \
-		</dev/null >"$T/many-run.out" 2>"$T/many-run.err"
-	RUN_RC=$?
-	RUN_S=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f\n", b - a }')
+	TIME_LIMIT=$((RUN_TIMEOUT * 10)) run_timed "$T/many-run.out" "$T/many-run.err" \
+		"$P11SCEP" run -c "$CONF" --state-dir "$T/many-run"
+	RUN_RC=$LAST_RC RUN_S=$(secs "$LAST_MS") RUN_FLT=${LAST_FLT:--}
 	RUN_OK=$(many_ok "$T/many-run")
 
 	# Both sides start from keys without certificates.
 	"$TF" "$SOFTHSM_MODULE" "$MANY_TOKEN" "$PIN_FILE" drop-certs 2>"$T/drop.err" ||
 		echo "(removing the first side's certificates failed: $(why "$T/drop.err"))"
 	SEQ_FAILS=0 SEQ_WHY=''
-	t0=$EPOCHREALTIME
+	: >"$T/seq.ms"
 	for i in $(seq 1 "$PROFILES"); do
-		timeout "$RUN_TIMEOUT" "$P11SCEP" enroll -c "$CONF" -p "p$i" --state-dir "$T/many-seq" \
-			</dev/null >"$T/seq.out" 2>"$T/seq.err" ||
-			{ SEQ_FAILS=$((SEQ_FAILS + 1)); SEQ_WHY=$(why "$T/seq.err"); }
+		run_timed "$T/seq.out" "$T/seq.err" "$P11SCEP" enroll -c "$CONF" -p "p$i" \
+			--state-dir "$T/many-seq"
+		rec "$T/seq.ms"
+		[ "$LAST_RC" = 0 ] || { SEQ_FAILS=$((SEQ_FAILS + 1)); SEQ_WHY=$(why "$T/seq.err"); }
 	done
-	SEQ_S=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f\n", b - a }')
+	# The sum of the processes: the shell's time between them is not the client's.
+	SEQ_S=$(secs "$(awk '{ s += $1 } END { printf "%.2f\n", s }' "$T/seq.ms")")
+	SEQ_FLT=$(awk '{ s += $3 } END { printf "%d\n", s }' "$T/seq.ms")
 	SEQ_OK=$(many_ok "$T/many-seq")
 
 	echo "Existing keys on both sides: $PROFILES RSA-2048 keys pre-generated in one token"
-	echo "(one process, $KG_S s), one key label and one store dir per profile, a fresh"
+	echo "(one process, ${KG_S:-?} s), one key label and one store dir per profile, a fresh"
 	echo "state dir for each side, the token's certificates removed between the sides."
+	echo "Each process timed by proc-time (spawn to reaped); the sequential way's time and"
+	echo "page faults are the sums over its $PROFILES processes."
 	echo
 	{
-		printf 'way\tcerts stored\twall s\tenrollments/s\tms each\n'
-		printf 'one p11scep run -c (%s profiles)\t%s/%s\t%s\t%s\t%s\n' "$PROFILES" \
-			"$RUN_OK" "$PROFILES" "$RUN_S" "$(calc "$RUN_OK / $RUN_S")" \
-			"$(calc "$RUN_S * 1000 / $PROFILES")"
-		printf '%s x p11scep enroll -c -p, one after another\t%s/%s\t%s\t%s\t%s\n' "$PROFILES" \
-			"$SEQ_OK" "$PROFILES" "$SEQ_S" "$(calc "$SEQ_OK / $SEQ_S")" \
-			"$(calc "$SEQ_S * 1000 / $PROFILES")"
-		printf 'run / sequential, throughput\t-\t-\t%s\t-\n' \
+		printf 'way\tcerts stored\twall s\tenrollments/s\tms each\tpage faults\n'
+		printf 'one p11scep run -c (%s profiles)\t%s/%s\t%s\t%s\t%s\t%s\n' "$PROFILES" \
+			"$RUN_OK" "$PROFILES" "${RUN_S:--}" "$(calc "$RUN_OK / $RUN_S")" \
+			"$(calc "$RUN_S * 1000 / $PROFILES")" "$RUN_FLT"
+		printf '%s x p11scep enroll -c -p, one after another\t%s/%s\t%s\t%s\t%s\t%s\n' "$PROFILES" \
+			"$SEQ_OK" "$PROFILES" "${SEQ_S:--}" "$(calc "$SEQ_OK / $SEQ_S")" \
+			"$(calc "$SEQ_S * 1000 / $PROFILES")" "$SEQ_FLT"
+		printf 'run / sequential, throughput\t-\t-\t%s\t-\t-\n' \
 			"$(ratio "$(calc "$RUN_OK / $RUN_S")" "$(calc "$SEQ_OK / $SEQ_S")")"
 	} | table
 	[ "$RUN_RC" = 0 ] || echo "- p11scep run exited $RUN_RC: $(why "$T/many-run.err")"
@@ -651,7 +693,8 @@ else
 	run_timed "$T/one.out" "$T/one.err" "$P11SCEP" enroll -c "$CONF" -p p1 \
 		--state-dir "$T/many-one" "$P11_TFLAG"
 	if [ "$LAST_RC" = 0 ]; then
-		echo "- one more p11scep enroll -p p1 in this token of $PROFILES keys, $LAST_MS ms, steps in ms:"
+		echo "- one more p11scep enroll -p p1 in this token of $PROFILES keys, $LAST_MS ms"
+		echo "  ($LAST_FLT page faults), steps in ms:"
 		echo "  $(phases "$T/one.err" | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }')"
 	else
 		echo "- one more p11scep enroll -p p1 failed (exit $LAST_RC): $(why "$T/one.err")"

@@ -14,6 +14,12 @@
  *	  sign-2048	SHA-256 RSA signature, EVP_DigestSign on the token key
  *	  decrypt-2048	PKCS#1 v1.5 decryption, EVP_PKEY_decrypt on the token
  *			key, of a 16-byte secret encrypted in software
+ *	  store-cert	a certificate stored as p11scep stores it
+ *			(C_CreateObject, the attributes of raw_store_cert in
+ *			engines/p11_raw.c) and the one it replaces removed
+ *			(C_DestroyObject), in a session of our own on the
+ *			module libp11 loaded; then each call, as
+ *			store-cert:create and store-cert:destroy
  *	Each signature is verified and each decryption compared in software.
  *   token-floor MODULE TOKEN PIN-FILE keygen PREFIX COUNT
  *	Generates RSA-2048 key pairs labelled PREFIX1 .. PREFIXCOUNT.
@@ -25,6 +31,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +55,52 @@
 #define SECRET_LEN	16	/* an AES-128 content-encryption key */
 #define ID_FLOOR	0xf0	/* first byte of CKA_ID: keys made by "floor" */
 #define ID_KEYGEN	0xb0	/* ... and by "keygen" */
+#define ID_MAX		64
+
+/*
+ * The few PKCS#11 v2.40 types the certificate store needs, declared here as
+ * engines/p11_raw.h does (pkcs11.h is no build dependency): the Unix ABI,
+ * CK_ULONG is unsigned long. The function list is the standard's up to
+ * C_DestroyObject; we only read it through the module's pointer.
+ */
+typedef unsigned long ck_ulong;
+typedef ck_ulong (*ck_unused_fn)(void);
+
+struct ck_attr {
+	ck_ulong type;
+	void *value;
+	ck_ulong len;
+};
+
+struct ck_functions {
+	unsigned char version[2];
+	ck_unused_fn unused0_11[12];
+	ck_ulong (*C_OpenSession)(ck_ulong slot, ck_ulong flags, void *app,
+				  ck_ulong (*notify)(ck_ulong, ck_ulong, void *),
+				  ck_ulong *session);
+	ck_ulong (*C_CloseSession)(ck_ulong session);
+	ck_unused_fn unused14_19[6];
+	ck_ulong (*C_CreateObject)(ck_ulong session, struct ck_attr *attrs, ck_ulong n,
+				   ck_ulong *obj);
+	ck_unused_fn unused21;
+	ck_ulong (*C_DestroyObject)(ck_ulong session, ck_ulong obj);
+};
+
+#define CKR_OK			0x000UL
+#define CKF_RW_SESSION		0x002UL
+#define CKF_SERIAL_SESSION	0x004UL
+#define CKO_CERTIFICATE		1UL
+#define CKC_X_509		0UL
+#define CKA_CLASS		0x000UL
+#define CKA_TOKEN		0x001UL
+#define CKA_PRIVATE		0x002UL
+#define CKA_LABEL		0x003UL
+#define CKA_VALUE		0x011UL
+#define CKA_CERTIFICATE_TYPE	0x080UL
+#define CKA_ISSUER		0x081UL
+#define CKA_SERIAL_NUMBER	0x082UL
+#define CKA_SUBJECT		0x101UL
+#define CKA_ID			0x102UL
 
 struct args {
 	const char *module;
@@ -204,20 +257,30 @@ static int generate(struct tok *t, unsigned int bits, const char *label,
 	return 0;
 }
 
-/* The private key labelled so, as an EVP_PKEY the caller frees. */
-static EVP_PKEY *private_key(struct tok *t, const char *label)
+/* The private key labelled so, as an EVP_PKEY the caller frees; its
+ * CKA_ID into id (ID_MAX bytes). */
+static EVP_PKEY *private_key(struct tok *t, const char *label, unsigned char *id,
+			     size_t *id_len)
 {
 	PKCS11_KEY *keys;
 	unsigned int i, n;
 
+	*id_len = 0;
 	if (PKCS11_enumerate_keys(t->slot->token, &keys, &n) != 0) {
 		fail("listing the keys");
 		return NULL;
 	}
 	for (i = 0; i < n; i++) {
-		if (keys[i].isPrivate && keys[i].label != NULL &&
-		    strcmp(keys[i].label, label) == 0)
-			return PKCS11_get_private_key(&keys[i]);
+		if (!keys[i].isPrivate || keys[i].label == NULL ||
+		    strcmp(keys[i].label, label) != 0)
+			continue;
+		if (keys[i].id_len > ID_MAX) {
+			fprintf(stderr, "token-floor: the key's CKA_ID is too long\n");
+			return NULL;
+		}
+		memcpy(id, keys[i].id, keys[i].id_len);
+		*id_len = keys[i].id_len;
+		return PKCS11_get_private_key(&keys[i]);
 	}
 	fprintf(stderr, "token-floor: no private key labelled '%s'\n", label);
 	return NULL;
@@ -414,38 +477,236 @@ out:
 	return rc;
 }
 
-static int time_key_ops(struct tok *t, double *v, size_t n)
+/* ------------------------------------------------------------ store */
+
+/* The floor's key, as p11scep knows the key it stores a certificate beside. */
+struct floor_key {
+	EVP_PKEY *key, *pub;
+	const char *label;
+	unsigned char id[ID_MAX];
+	size_t id_len;
+};
+
+/* A certificate's DER and the fields p11scep stores beside it. */
+struct cert_der {
+	unsigned char *cert, *subject, *issuer, *serial;
+	int cert_len, subject_len, issuer_len, serial_len;
+};
+
+/* A session of our own on the module libp11 loaded. */
+struct raw {
+	void *dl;
+	struct ck_functions *f;
+	ck_ulong session;
+	int have_session;
+};
+
+static int ckr_fail(const char *what, ck_ulong rv)
 {
-	unsigned char data[SIGN_DATA_LEN], secret[SECRET_LEN], blob[1024];
-	size_t i, blob_len = sizeof(blob);
-	EVP_PKEY *key, *pub = NULL;
+	fprintf(stderr, "token-floor: %s failed: CKR 0x%lX\n", what, rv);
+	return -1;
+}
+
+static void cert_der_free(struct cert_der *d)
+{
+	OPENSSL_free(d->cert);
+	OPENSSL_free(d->subject);
+	OPENSSL_free(d->issuer);
+	OPENSSL_free(d->serial);
+	memset(d, 0, sizeof(*d));
+}
+
+static int cert_der_of(X509 *x, struct cert_der *d)
+{
+	d->cert_len = i2d_X509(x, &d->cert);
+	d->subject_len = i2d_X509_NAME(X509_get_subject_name(x), &d->subject);
+	d->issuer_len = i2d_X509_NAME(X509_get_issuer_name(x), &d->issuer);
+	d->serial_len = i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &d->serial);
+	if (d->cert_len > 0 && d->subject_len > 0 && d->issuer_len > 0 && d->serial_len > 0)
+		return 0;
+	return fail("encoding the certificate");
+}
+
+/* A self-signed certificate of the floor key, signed by it; only its DER matters. */
+static int self_signed(const struct floor_key *fk, struct cert_der *d)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
 	int rc = -1;
 
-	key = private_key(t, "floor-2048-1");
-	if (key == NULL)
+	memset(d, 0, sizeof(*d));
+	if (x == NULL || name == NULL ||
+	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+				       (const unsigned char *)"token-floor", -1, -1, 0) != 1 ||
+	    X509_set_version(x, X509_VERSION_3) != 1 ||
+	    ASN1_INTEGER_set_uint64(X509_get_serialNumber(x), 0x5ce9f100d0c0ffeeULL) != 1 ||
+	    X509_set_subject_name(x, name) != 1 || X509_set_issuer_name(x, name) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) == NULL ||
+	    X509_set_pubkey(x, fk->pub) != 1 || X509_sign(x, fk->key, EVP_sha256()) <= 0) {
+		fail("making a self-signed certificate");
+		goto out;
+	}
+	rc = cert_der_of(x, d);
+out:
+	if (rc != 0)
+		cert_der_free(d);
+	X509_NAME_free(name);
+	X509_free(x);
+	return rc;
+}
+
+static void raw_close(struct raw *r)
+{
+	if (r->have_session)
+		r->f->C_CloseSession(r->session);
+	if (r->dl != NULL)
+		dlclose(r->dl);
+	memset(r, 0, sizeof(*r));
+}
+
+/*
+ * A read-write session on the token's slot through the module's function
+ * list. RTLD_NOLOAD hands us libp11's handle, never a second copy; libp11
+ * initialised the module and logged in (a login is the application's, so
+ * our session shares it).
+ */
+static int raw_open(struct tok *t, const char *module, struct raw *r)
+{
+	ck_ulong (*get_list)(struct ck_functions **);
+	void *sym;
+	ck_ulong rv;
+
+	memset(r, 0, sizeof(*r));
+	r->dl = dlopen(module, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+	sym = r->dl != NULL ? dlsym(r->dl, "C_GetFunctionList") : NULL;
+	if (sym == NULL) {
+		fprintf(stderr, "token-floor: cannot reach C_GetFunctionList of %s\n", module);
 		return -1;
-	pub = public_copy(key);
-	if (pub == NULL)
+	}
+	memcpy(&get_list, &sym, sizeof(get_list));	/* POSIX: a symbol is a function */
+	rv = get_list(&r->f);
+	if (rv != CKR_OK || r->f == NULL)
+		return ckr_fail("C_GetFunctionList", rv);
+	rv = r->f->C_OpenSession(PKCS11_get_slotid_from_slot(t->slot),
+				 CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &r->session);
+	if (rv != CKR_OK)
+		return ckr_fail("opening a read-write session", rv);
+	r->have_session = 1;
+	return 0;
+}
+
+/* The object p11scep's raw_store_cert (engines/p11_raw.c) creates. */
+static int create_cert(struct raw *r, const struct cert_der *d, const struct floor_key *fk,
+		       ck_ulong *obj)
+{
+	ck_ulong cls = CKO_CERTIFICATE, type = CKC_X_509, rv;
+	unsigned char yes = 1, no = 0;
+	struct ck_attr a[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_CERTIFICATE_TYPE, &type, sizeof(type) },
+		{ CKA_TOKEN, &yes, 1 },
+		{ CKA_PRIVATE, &no, 1 },
+		{ CKA_ID, (void *)fk->id, fk->id_len },
+		{ CKA_SUBJECT, d->subject, (ck_ulong)d->subject_len },
+		{ CKA_ISSUER, d->issuer, (ck_ulong)d->issuer_len },
+		{ CKA_SERIAL_NUMBER, d->serial, (ck_ulong)d->serial_len },
+		{ CKA_VALUE, d->cert, (ck_ulong)d->cert_len },
+		{ CKA_LABEL, (void *)fk->label, strlen(fk->label) },
+	};
+
+	rv = r->f->C_CreateObject(r->session, a, sizeof(a) / sizeof(a[0]), obj);
+	return rv == CKR_OK ? 0 : ckr_fail("C_CreateObject (a certificate)", rv);
+}
+
+/* v holds 3 * n doubles: each round, then its create, then its destroy. */
+static int store_rounds(struct raw *r, const struct cert_der *d, const struct floor_key *fk,
+			double *v, size_t n)
+{
+	ck_ulong prev, obj, rv;
+	double t0, t1, t2;
+	size_t i;
+
+	/* The first one untimed: every timed round replaces one, as a renewal does. */
+	if (create_cert(r, d, fk, &prev) != 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		t0 = now_ms();
+		if (create_cert(r, d, fk, &obj) != 0)
+			break;
+		t1 = now_ms();
+		rv = r->f->C_DestroyObject(r->session, prev);
+		t2 = now_ms();
+		if (rv != CKR_OK) {
+			ckr_fail("C_DestroyObject (the previous certificate)", rv);
+			r->f->C_DestroyObject(r->session, obj);
+			return -1;
+		}
+		prev = obj;
+		v[i] = t2 - t0;
+		v[n + i] = t1 - t0;
+		v[2 * n + i] = t2 - t1;
+	}
+	rv = r->f->C_DestroyObject(r->session, prev);
+	if (i < n)
+		return -1;
+	if (rv != CKR_OK)
+		return ckr_fail("C_DestroyObject (the last certificate)", rv);
+	report("store-cert", v, n);
+	report("store-cert:create", v + n, n);
+	report("store-cert:destroy", v + 2 * n, n);
+	return 0;
+}
+
+static int time_store(struct tok *t, const struct args *a, const struct floor_key *fk,
+		      double *v, size_t n)
+{
+	struct cert_der d;
+	struct raw r;
+	int rc = -1;
+
+	if (self_signed(fk, &d) != 0)
+		return -1;
+	if (raw_open(t, a->module, &r) == 0)
+		rc = store_rounds(&r, &d, fk, v, n);
+	raw_close(&r);
+	cert_der_free(&d);
+	return rc;
+}
+
+/* v holds at least 3 * n doubles. */
+static int time_key_ops(struct tok *t, const struct args *a, double *v, size_t n)
+{
+	unsigned char data[SIGN_DATA_LEN], secret[SECRET_LEN], blob[1024];
+	struct floor_key fk = { .label = "floor-2048-1" };
+	size_t i, blob_len = sizeof(blob);
+	int rc = -1;
+
+	fk.key = private_key(t, fk.label, fk.id, &fk.id_len);
+	if (fk.key == NULL)
+		return -1;
+	fk.pub = public_copy(fk.key);
+	if (fk.pub == NULL)
 		goto out;
 	if (RAND_bytes(data, sizeof(data)) != 1 || RAND_bytes(secret, sizeof(secret)) != 1) {
 		fail("RAND_bytes");
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		if (sign_once(key, pub, data, &v[i]) != 0)
+		if (sign_once(fk.key, fk.pub, data, &v[i]) != 0)
 			goto out;
 	report("sign-2048", v, n);
-	if (encrypt_secret(pub, secret, blob, &blob_len) != 0)
+	if (encrypt_secret(fk.pub, secret, blob, &blob_len) != 0)
 		goto out;
 	for (i = 0; i < n; i++)
-		if (decrypt_once(key, blob, blob_len, secret, &v[i]) != 0)
+		if (decrypt_once(fk.key, blob, blob_len, secret, &v[i]) != 0)
 			goto out;
 	report("decrypt-2048", v, n);
-	rc = 0;
+	rc = time_store(t, a, &fk, v, n);
 out:
 	/* Before the slots are released: the key refers to them. */
-	EVP_PKEY_free(pub);
-	EVP_PKEY_free(key);
+	EVP_PKEY_free(fk.pub);
+	EVP_PKEY_free(fk.key);
 	return rc;
 }
 
@@ -458,6 +719,7 @@ static int cmd_floor(const struct args *a, const char *count)
 
 	if (parse_count(count, &n) != 0)
 		return -1;
+	/* (STEPS + 1) * n for the logins, at least the 3 * n of store-cert */
 	v = calloc(n * (STEPS + 1), sizeof(*v));
 	if (v == NULL) {
 		fprintf(stderr, "token-floor: out of memory\n");
@@ -469,7 +731,7 @@ static int cmd_floor(const struct args *a, const char *count)
 	if (tok_open(&t, a, NULL) != 0)
 		goto out;
 	if (time_keygen(&t, 2048, v, n) == 0 && time_keygen(&t, 3072, v, n) == 0)
-		rc = time_key_ops(&t, v, n);
+		rc = time_key_ops(&t, a, v, n);
 out:
 	tok_close(&t);
 	free(v);
