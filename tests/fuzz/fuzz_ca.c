@@ -15,16 +15,7 @@
 #include "fuzz_common.h"
 #include "scep_ca.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_init_openssl();
-	return 0;
-}
 
 static void select_and_verify(STACK_OF(X509) *certs, unsigned int sel)
 {

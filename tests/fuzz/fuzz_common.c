@@ -47,6 +47,21 @@ void fuzz_init_openssl(void)
 	done = 1;
 }
 
+/* Harnesses that need more than OpenSSL define it. */
+__attribute__((weak)) void fuzz_setup(void);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fuzz_init_openssl();	/* as the program runs: errors may name OpenSSL reasons */
+	if (fuzz_setup)
+		fuzz_setup();
+	return 0;
+}
+
 static BIO *open_data(const char *rel)
 {
 	const char *dir = getenv("P11SCEP_SRCDIR");

@@ -9,6 +9,10 @@
 
 #include "err.h"
 
+/* libFuzzer's LLVMFuzzerInitialize is fuzz_common.c's: it runs
+ * fuzz_init_openssl(), then the harness's fuzz_setup() if it has one. */
+void fuzz_setup(void);
+
 /* Loads OpenSSL's default and legacy providers once (micromdm signs with
  * single DES, which only the legacy provider decrypts). Aborts on failure:
  * a harness that cannot start must not report a clean run. */

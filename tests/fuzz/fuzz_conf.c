@@ -10,16 +10,7 @@
 #include "err.h"
 #include "fuzz_common.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_init_openssl();
-	return 0;
-}
 
 /* Touch every string a profile hands out, so that ASan checks each one. */
 static size_t walk(const struct conf_profile *p)

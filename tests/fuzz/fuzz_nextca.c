@@ -13,18 +13,14 @@
 #include "fuzz_common.h"
 #include "scep_ca.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct scep_ca_set set;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+void fuzz_setup(void)
 {
 	X509 *ca;
 
-	(void)argc;
-	(void)argv;
-	fuzz_init_openssl();
 	/* Lives until exit: one reference for each pointer of the set. */
 	ca = fuzz_load_cert("tests/fuzz/data/fuzz-ca.pem");
 	set.certs = sk_X509_new_null();
@@ -38,7 +34,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	set.ra_sig = ca;
 	X509_up_ref(ca);
 	set.pinned = ca;
-	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -36,7 +36,6 @@
 #include "fuzz_common.h"
 #include "scep_msg.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* From tests/unit/test_scep_msg.c: what the micromdm captures were made with. */
@@ -67,11 +66,8 @@ static void hex_nonce(const char *hex, unsigned char *out)
 					 OPENSSL_hexchar2int((unsigned char)hex[2 * i + 1]));
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+void fuzz_setup(void)
 {
-	(void)argc;
-	(void)argv;
-	fuzz_init_openssl();
 	micromdm_ca = fuzz_load_cert("tests/unit/data/micromdm-getcacert.der");
 	our_cert = fuzz_load_cert("tests/unit/data/micromdm-success-signer.pem");
 	our_key = fuzz_load_key("tests/unit/data/micromdm-success-key.pem");
@@ -81,7 +77,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	hex_nonce(MICROMDM_NONCE, txn_ok.sender_nonce);
 	memcpy(txn_fail.txid, MICROMDM_FAIL_TXID, sizeof(MICROMDM_FAIL_TXID));
 	hex_nonce(MICROMDM_FAIL_NONCE, txn_fail.sender_nonce);
-	return 0;
 }
 
 static int add_attr(CMS_SignerInfo *si, const char *oid, int type, const void *v, size_t len)
