@@ -10,12 +10,7 @@ enum p11s_err cmd_enroll(const struct opts *o)
 	enum p11s_err rc;
 	double t0 = log_now_ms();
 
-	enroll_init(&e, o);
-	rc = cmd_check_outputs(o);
-	if (rc == P11S_OK)
-		rc = cmd_challenge(o, e.challenge, sizeof(e.challenge));
-	if (rc == P11S_OK)
-		rc = enroll_discover(&e);
+	rc = enroll_begin(&e, o);
 	if (rc == P11S_OK)
 		rc = enroll_open_key(&e, 1);
 	if (rc == P11S_OK)
@@ -23,11 +18,7 @@ enum p11s_err cmd_enroll(const struct opts *o)
 	if (rc == P11S_OK)
 		rc = enroll_check_pending(&e);
 	if (rc == P11S_OK)
-		rc = enroll_send_request(&e);
-	if (rc == P11S_OK && o->max_poll_time_s > 0)
-		rc = enroll_poll(&e, 0);
-	if (rc == P11S_OK)
-		rc = enroll_conclude(&e);
+		rc = enroll_finish(&e);
 	log_v("enroll took %.1f ms", log_now_ms() - t0);
 	enroll_record(&e, rc);
 	enroll_free(&e);

@@ -124,12 +124,7 @@ enum p11s_err cmd_renew(const struct opts *o)
 	char subject[1024];
 	enum p11s_err rc;
 
-	enroll_init(&e, o);
-	rc = cmd_check_outputs(o);
-	if (rc == P11S_OK)
-		rc = cmd_challenge(o, e.challenge, sizeof(e.challenge));
-	if (rc == P11S_OK)
-		rc = enroll_discover(&e);
+	rc = enroll_begin(&e, o);
 	if (rc == P11S_OK)
 		rc = check_mode(&e, &e.caps);
 	if (rc == P11S_OK)
@@ -166,11 +161,7 @@ enum p11s_err cmd_renew(const struct opts *o)
 	}
 	rc = enroll_build_csr(&e);
 	if (rc == P11S_OK)
-		rc = enroll_send_request(&e);
-	if (rc == P11S_OK && o->max_poll_time_s > 0)
-		rc = enroll_poll(&e, 0);
-	if (rc == P11S_OK)
-		rc = enroll_conclude(&e);
+		rc = enroll_finish(&e);
 out:
 	enroll_record(&e, rc);
 	enroll_free(&e);

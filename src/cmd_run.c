@@ -235,13 +235,9 @@ enum p11s_err cmd_run(const struct opts *o)
 	size_t i, n_failed = 0, n_selected = 0;
 	enum p11s_err rc, first = P11S_OK;
 
-	rc = conf_load(path, &conf);
+	rc = conf_load_with(path, o->profile, &conf);
 	if (rc != P11S_OK)
 		return rc;
-	if (o->profile != NULL && conf_find(&conf, o->profile) == NULL) {
-		rc = err_set(P11S_E_USAGE, "%s has no [profile %s]", path, o->profile);
-		goto out;
-	}
 	pool.rc = calloc(conf.n_profiles + 1, sizeof(*pool.rc));
 	pool.msg = calloc(conf.n_profiles + 1, sizeof(*pool.msg));
 	if (pool.rc == NULL || pool.msg == NULL) {

@@ -23,13 +23,9 @@ enum p11s_err cmd_status(const struct opts *o)
 	size_t i, n = 0;
 	enum p11s_err rc;
 
-	rc = conf_load(path, &conf);
+	rc = conf_load_with(path, o->profile, &conf);
 	if (rc != P11S_OK)
 		return rc;
-	if (o->profile != NULL && conf_find(&conf, o->profile) == NULL) {
-		rc = err_set(P11S_E_USAGE, "%s has no [profile %s]", path, o->profile);
-		goto out;
-	}
 	ps = calloc(conf.n_profiles + 1, sizeof(*ps));
 	views = calloc(conf.n_profiles + 1, sizeof(*views));
 	dirs = calloc(conf.n_profiles + 1, sizeof(*dirs));

@@ -1026,3 +1026,14 @@ const struct conf_profile *conf_find(const struct conf *c, const char *name)
 			return &c->profiles[i];
 	return NULL;
 }
+
+enum p11s_err conf_load_with(const char *path, const char *name, struct conf *out)
+{
+	enum p11s_err rc = conf_load(path, out);
+
+	if (rc == P11S_OK && name != NULL && conf_find(out, name) == NULL) {
+		conf_free(out);
+		rc = err_set(P11S_E_USAGE, "%s has no [profile %s]", path, name);
+	}
+	return rc;
+}

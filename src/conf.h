@@ -95,5 +95,8 @@ void conf_free(struct conf *c);
 
 /* The profile called name, or NULL (the caller words the message). */
 const struct conf_profile *conf_find(const struct conf *c, const char *name);
+/* conf_load, then: the file must have [profile NAME] when name is not NULL
+ * (run and status over one profile). On error *out is empty. */
+enum p11s_err conf_load_with(const char *path, const char *name, struct conf *out);
 
 #endif

@@ -780,3 +780,28 @@ void enroll_record(const struct enroll *e, enum p11s_err rc)
 	else if (rc == P11S_OK || rc == P11S_E_REJECTED)
 		store_clear_pending(dir);
 }
+
+enum p11s_err enroll_begin(struct enroll *e, const struct opts *o)
+{
+	enum p11s_err rc;
+
+	enroll_init(e, o);
+	rc = cmd_check_outputs(o);
+	if (rc == P11S_OK)
+		rc = cmd_challenge(o, e->challenge, sizeof(e->challenge));
+	if (rc == P11S_OK)
+		rc = enroll_discover(e);
+	return rc;
+}
+
+enum p11s_err enroll_finish(struct enroll *e)
+{
+	enum p11s_err rc;
+
+	rc = enroll_send_request(e);
+	if (rc == P11S_OK && e->o->max_poll_time_s > 0)
+		rc = enroll_poll(e, 0);
+	if (rc == P11S_OK)
+		rc = enroll_conclude(e);
+	return rc;
+}

@@ -103,6 +103,13 @@ enum p11s_err enroll_poll(struct enroll *e, int ask_first);
 /* SUCCESS: verify and store, drop the state. FAILURE: report, drop the state. */
 enum p11s_err enroll_conclude(struct enroll *e);
 
+/* What enroll and renew begin with: enroll_init, outputs writable, the
+ * challenge, enroll_discover. */
+enum p11s_err enroll_begin(struct enroll *e, const struct opts *o);
+/* ... and end with: send the request, poll while the CA holds it (unless
+ * --max-poll-time 0), conclude. */
+enum p11s_err enroll_finish(struct enroll *e);
+
 /* With a profile directory: mark it pending, or clear the mark once decided. */
 void enroll_record(const struct enroll *e, enum p11s_err rc);
 
