@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="
 build-essential autoconf automake pkg-config clang libclang-rt-14-dev
-libssl-dev libp11-dev libcurl4-openssl-dev libinih-dev libjson-c-dev libcmocka-dev
+libssl-dev libp11-dev libp11-kit-dev libcurl4-openssl-dev libinih-dev libjson-c-dev libcmocka-dev
 softhsm2 scep opensc p11-kit
 curl openssl ca-certificates jq valgrind
 iproute2 procps util-linux coreutils diffutils time socat gdb
