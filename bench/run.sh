@@ -18,7 +18,7 @@
 # Build p11scep first (./configure && make): this script does not build it.
 # Set-up: bash contrib/install-deps.sh (needs softhsm2, scep, opensc,
 # strongswan-pki with libstrongswan-extra-plugins for its HTTP fetcher,
-# socat, curl, libp11-dev, libssl-dev, pkg-config and a C compiler).
+# socat, curl, libp11-dev, libp11-kit-dev, libssl-dev, pkg-config and a C compiler).
 #
 # Environment:
 #   P11SCEP   the binary (default: p11scep at the top of this tree)
@@ -182,11 +182,18 @@ done
 TF=$T/token-floor
 # shellcheck disable=SC2046 # pkg-config prints several words
 "${CC:-cc}" -std=c11 -O2 -Wall -Wextra -o "$TF" "$ROOT/bench/token-floor.c" \
-	$(pkg-config --cflags --libs libp11 libcrypto) 2>"$T/cc.log" ||
-	{ show_file "cc" "$T/cc.log"; fail "cannot build bench/token-floor.c (libp11-dev, libssl-dev)"; }
+	$(pkg-config --cflags --libs libp11 libcrypto) $(pkg-config --cflags p11-kit-1) 2>"$T/cc.log" ||
+	{ show_file "cc" "$T/cc.log"; fail "cannot build bench/token-floor.c (libp11-dev, libp11-kit-dev, libssl-dev)"; }
 PT=$T/proc-time
 "${CC:-cc}" -std=c11 -O2 -Wall -Wextra -o "$PT" "$ROOT/bench/proc-time.c" 2>"$T/cc.log" ||
 	{ show_file "cc" "$T/cc.log"; fail "cannot build bench/proc-time.c"; }
+# What loading libraries costs: programs that do nothing but link them.
+printf 'int main(void) { return 0; }\n' >"$T/empty.c"
+for lib in crypto curl; do
+	"${CC:-cc}" -O2 -o "$T/links-$lib" "$T/empty.c" -Wl,--no-as-needed -l"$lib" 2>"$T/cc.log" ||
+		{ show_file "cc" "$T/cc.log"; fail "cannot link a program with lib$lib"; }
+done
+CURL_LIBS=$(ldd "$T/links-curl" | grep -c '=>')
 
 pkgver() {
 	dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"
@@ -428,7 +435,7 @@ describe() {
 P11_TFLAG=-v
 [ "$P11_HAS_TIMINGS" = 1 ] && P11_TFLAG=--timings
 : >"$T/p11-reuse.ms" && : >"$T/p11-reuse.phases" && : >"$T/sc-reuse.ms"
-: >"$T/true.ms" && : >"$T/version.ms"
+: >"$T/true.ms" && : >"$T/version.ms" && : >"$T/crypto.ms" && : >"$T/curl.ms"
 P11_REUSE_FAIL=0 SC_REUSE_FAIL=0 P11_REUSE_WHY='' SC_REUSE_WHY=''
 # The peer's key, made by its own first run.
 sc_enroll "$W/sc.key"
@@ -459,11 +466,17 @@ for i in $(seq 1 "$N"); do
 	rec "$T/true.ms"
 	run_timed /dev/null /dev/null "$P11SCEP" --version
 	rec "$T/version.ms"
+	run_timed /dev/null /dev/null "$T/links-crypto"
+	rec "$T/crypto.ms"
+	run_timed /dev/null /dev/null "$T/links-curl"
+	rec "$T/curl.ms"
 done
 P11_REUSE=$(col "$T/p11-reuse.ms" 1) P11_REUSE_FLT=$(col "$T/p11-reuse.ms" 3)
 SC_REUSE=$(col "$T/sc-reuse.ms" 1) SC_REUSE_FLT=$(col "$T/sc-reuse.ms" 3)
 TRUE_MS=$(col "$T/true.ms" 1) TRUE_FLT=$(col "$T/true.ms" 3)
 VERSION_MS=$(col "$T/version.ms" 1) VERSION_FLT=$(col "$T/version.ms" 3)
+CRYPTO_MS=$(col "$T/crypto.ms" 1) CRYPTO_FLT=$(col "$T/crypto.ms" 3)
+CURL_MS=$(col "$T/curl.ms" 1) CURL_FLT=$(col "$T/curl.ms" 3)
 
 heading "2. One enrollment with an existing key (p11scep enroll, SoftHSM2), median of $N"
 if [ -z "$P11_REUSE" ]; then
@@ -497,11 +510,18 @@ else
 		printf '%s\t%s\t%s\t\n' "outside total" "exec, linking, start-up, teardown, exit" "${out:--}"
 		printf '%s\t%s\t%s\t%s\n' "  p11scep --version" \
 			"a process that links p11scep's libraries and exits" "${VERSION_MS:--}" "${VERSION_FLT:--}"
+		printf '%s\t%s\t%s\t%s\n' "  links libcurl" \
+			"an empty C program linked with libcurl ($CURL_LIBS libraries)" \
+			"${CURL_MS:--}" "${CURL_FLT:--}"
+		printf '%s\t%s\t%s\t%s\n' "  links libcrypto" "an empty C program linked with libcrypto" \
+			"${CRYPTO_MS:--}" "${CRYPTO_FLT:--}"
 		printf '%s\t%s\t%s\t%s\n' "  /bin/true" "a process (proc-time: spawn + exit)" \
 			"${TRUE_MS:--}" "${TRUE_FLT:--}"
 		printf '%s\t%s\t%s\t\n' "floor" "token ops + server's time (table 1)" "${FLOOR_REUSE:--}"
 		printf '%s\t%s\t%s\t\n' "process / floor" "issue #6 target: at most 1.20x" \
 			"$(ratio "$P11_REUSE" "$FLOOR_REUSE")"
+		printf '%s\t%s\t%s\t\n' "total / floor" "in-process both: p11scep's total against the floor" \
+			"$(ratio "${tot:-}" "$FLOOR_REUSE")"
 	} | table
 fi
 

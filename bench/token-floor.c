@@ -1,7 +1,8 @@
 /*
  * token-floor: the token work of one SCEP enrollment, timed in-process on
  * libp11 0.4.12's own API, for bench/run.sh. It is built outside configure
- * (cc $(pkg-config --cflags --libs libp11 libcrypto)), hence no config.h.
+ * (cc $(pkg-config --cflags --libs libp11 libcrypto) $(pkg-config --cflags
+ * p11-kit-1)), hence no config.h; p11-kit gives pkcs11.h only, unlinked.
  *
  *   token-floor MODULE TOKEN PIN-FILE floor N
  *	Prints one line "NAME RUNS MEDIAN MIN MAX" (milliseconds) for each of:
@@ -47,6 +48,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <p11-kit/pkcs11.h>
 
 #define PIN_MAX		256
 #define LABEL_MAX	64
@@ -56,51 +58,6 @@
 #define ID_FLOOR	0xf0	/* first byte of CKA_ID: keys made by "floor" */
 #define ID_KEYGEN	0xb0	/* ... and by "keygen" */
 #define ID_MAX		64
-
-/*
- * The few PKCS#11 v2.40 types the certificate store needs, declared here as
- * engines/p11_raw.h does (pkcs11.h is no build dependency): the Unix ABI,
- * CK_ULONG is unsigned long. The function list is the standard's up to
- * C_DestroyObject; we only read it through the module's pointer.
- */
-typedef unsigned long ck_ulong;
-typedef ck_ulong (*ck_unused_fn)(void);
-
-struct ck_attr {
-	ck_ulong type;
-	void *value;
-	ck_ulong len;
-};
-
-struct ck_functions {
-	unsigned char version[2];
-	ck_unused_fn unused0_11[12];
-	ck_ulong (*C_OpenSession)(ck_ulong slot, ck_ulong flags, void *app,
-				  ck_ulong (*notify)(ck_ulong, ck_ulong, void *),
-				  ck_ulong *session);
-	ck_ulong (*C_CloseSession)(ck_ulong session);
-	ck_unused_fn unused14_19[6];
-	ck_ulong (*C_CreateObject)(ck_ulong session, struct ck_attr *attrs, ck_ulong n,
-				   ck_ulong *obj);
-	ck_unused_fn unused21;
-	ck_ulong (*C_DestroyObject)(ck_ulong session, ck_ulong obj);
-};
-
-#define CKR_OK			0x000UL
-#define CKF_RW_SESSION		0x002UL
-#define CKF_SERIAL_SESSION	0x004UL
-#define CKO_CERTIFICATE		1UL
-#define CKC_X_509		0UL
-#define CKA_CLASS		0x000UL
-#define CKA_TOKEN		0x001UL
-#define CKA_PRIVATE		0x002UL
-#define CKA_LABEL		0x003UL
-#define CKA_VALUE		0x011UL
-#define CKA_CERTIFICATE_TYPE	0x080UL
-#define CKA_ISSUER		0x081UL
-#define CKA_SERIAL_NUMBER	0x082UL
-#define CKA_SUBJECT		0x101UL
-#define CKA_ID			0x102UL
 
 struct args {
 	const char *module;
@@ -496,12 +453,12 @@ struct cert_der {
 /* A session of our own on the module libp11 loaded. */
 struct raw {
 	void *dl;
-	struct ck_functions *f;
-	ck_ulong session;
+	CK_FUNCTION_LIST *f;
+	CK_SESSION_HANDLE session;
 	int have_session;
 };
 
-static int ckr_fail(const char *what, ck_ulong rv)
+static int ckr_fail(const char *what, CK_RV rv)
 {
 	fprintf(stderr, "token-floor: %s failed: CKR 0x%lX\n", what, rv);
 	return -1;
@@ -573,9 +530,9 @@ static void raw_close(struct raw *r)
  */
 static int raw_open(struct tok *t, const char *module, struct raw *r)
 {
-	ck_ulong (*get_list)(struct ck_functions **);
+	CK_C_GetFunctionList get_list;
 	void *sym;
-	ck_ulong rv;
+	CK_RV rv;
 
 	memset(r, 0, sizeof(*r));
 	r->dl = dlopen(module, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
@@ -598,20 +555,22 @@ static int raw_open(struct tok *t, const char *module, struct raw *r)
 
 /* The object p11scep's raw_store_cert (engines/p11_raw.c) creates. */
 static int create_cert(struct raw *r, const struct cert_der *d, const struct floor_key *fk,
-		       ck_ulong *obj)
+		       CK_OBJECT_HANDLE *obj)
 {
-	ck_ulong cls = CKO_CERTIFICATE, type = CKC_X_509, rv;
-	unsigned char yes = 1, no = 0;
-	struct ck_attr a[] = {
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_CERTIFICATE_TYPE type = CKC_X_509;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_RV rv;
+	CK_ATTRIBUTE a[] = {
 		{ CKA_CLASS, &cls, sizeof(cls) },
 		{ CKA_CERTIFICATE_TYPE, &type, sizeof(type) },
 		{ CKA_TOKEN, &yes, 1 },
 		{ CKA_PRIVATE, &no, 1 },
 		{ CKA_ID, (void *)fk->id, fk->id_len },
-		{ CKA_SUBJECT, d->subject, (ck_ulong)d->subject_len },
-		{ CKA_ISSUER, d->issuer, (ck_ulong)d->issuer_len },
-		{ CKA_SERIAL_NUMBER, d->serial, (ck_ulong)d->serial_len },
-		{ CKA_VALUE, d->cert, (ck_ulong)d->cert_len },
+		{ CKA_SUBJECT, d->subject, (CK_ULONG)d->subject_len },
+		{ CKA_ISSUER, d->issuer, (CK_ULONG)d->issuer_len },
+		{ CKA_SERIAL_NUMBER, d->serial, (CK_ULONG)d->serial_len },
+		{ CKA_VALUE, d->cert, (CK_ULONG)d->cert_len },
 		{ CKA_LABEL, (void *)fk->label, strlen(fk->label) },
 	};
 
@@ -623,7 +582,8 @@ static int create_cert(struct raw *r, const struct cert_der *d, const struct flo
 static int store_rounds(struct raw *r, const struct cert_der *d, const struct floor_key *fk,
 			double *v, size_t n)
 {
-	ck_ulong prev, obj, rv;
+	CK_OBJECT_HANDLE prev, obj;
+	CK_RV rv;
 	double t0, t1, t2;
 	size_t i;
 

@@ -28,45 +28,49 @@ static void info_str(char *dst, size_t n, const unsigned char *src, size_t len)
 
 static void info_library(struct raw *r, struct ks_info *out)
 {
-	struct ck_info ci;
+	CK_INFO ci;
 
 	if (r->f->C_GetInfo(&ci) != CKR_OK)
 		return;
-	info_str(out->lib_manufacturer, sizeof(out->lib_manufacturer), ci.manufacturer,
-		 sizeof(ci.manufacturer));
-	info_str(out->lib_description, sizeof(out->lib_description), ci.description,
-		 sizeof(ci.description));
-	out->cryptoki_major = ci.cryptoki_version[0];
-	out->cryptoki_minor = ci.cryptoki_version[1];
-	out->lib_major = ci.library_version[0];
-	out->lib_minor = ci.library_version[1];
+	info_str(out->lib_manufacturer, sizeof(out->lib_manufacturer), ci.manufacturerID,
+		 sizeof(ci.manufacturerID));
+	info_str(out->lib_description, sizeof(out->lib_description), ci.libraryDescription,
+		 sizeof(ci.libraryDescription));
+	out->cryptoki_major = ci.cryptokiVersion.major;
+	out->cryptoki_minor = ci.cryptokiVersion.minor;
+	out->lib_major = ci.libraryVersion.major;
+	out->lib_minor = ci.libraryVersion.minor;
 }
 
 static const struct {
-	ck_ulong bit;
+	CK_FLAGS bit;
 	const char *name;
 } token_flags[] = {
-	{ 0x400, "initialized" }, { 0x004, "login-required" }, { 0x008, "user-pin-set" },
-	{ 0x001, "rng" }, { 0x002, "write-protected" }, { 0x100, "protected-auth-path" },
-	{ 0x040, "clock" }, { 0x10000, "user-pin-count-low" }, { 0x20000, "user-pin-final-try" },
-	{ 0x40000, "user-pin-locked" }, { 0x80000, "user-pin-to-be-changed" },
-	{ 0x400000, "so-pin-locked" },
+	{ CKF_TOKEN_INITIALIZED, "initialized" }, { CKF_LOGIN_REQUIRED, "login-required" },
+	{ CKF_USER_PIN_INITIALIZED, "user-pin-set" }, { CKF_RNG, "rng" },
+	{ CKF_WRITE_PROTECTED, "write-protected" },
+	{ CKF_PROTECTED_AUTHENTICATION_PATH, "protected-auth-path" },
+	{ CKF_CLOCK_ON_TOKEN, "clock" }, { CKF_USER_PIN_COUNT_LOW, "user-pin-count-low" },
+	{ CKF_USER_PIN_FINAL_TRY, "user-pin-final-try" },
+	{ CKF_USER_PIN_LOCKED, "user-pin-locked" },
+	{ CKF_USER_PIN_TO_BE_CHANGED, "user-pin-to-be-changed" },
+	{ CKF_SO_PIN_LOCKED, "so-pin-locked" },
 };
 
 static enum p11s_err info_token(const struct p11ks *k, struct raw *r, struct ks_info *out)
 {
-	struct ck_token_info ti;
-	ck_ulong rv;
+	CK_TOKEN_INFO ti;
+	CK_RV rv;
 	size_t i;
 
 	rv = r->f->C_GetTokenInfo(r->slot, &ti);
 	if (rv != CKR_OK)
 		return raw_fail(k, "reading the token information", rv);
 	info_str(out->label, sizeof(out->label), ti.label, sizeof(ti.label));
-	info_str(out->manufacturer, sizeof(out->manufacturer), ti.manufacturer,
-		 sizeof(ti.manufacturer));
+	info_str(out->manufacturer, sizeof(out->manufacturer), ti.manufacturerID,
+		 sizeof(ti.manufacturerID));
 	info_str(out->model, sizeof(out->model), ti.model, sizeof(ti.model));
-	info_str(out->serial, sizeof(out->serial), ti.serial, sizeof(ti.serial));
+	info_str(out->serial, sizeof(out->serial), ti.serialNumber, sizeof(ti.serialNumber));
 	for (i = 0; i < sizeof(token_flags) / sizeof(token_flags[0]); i++) {
 		if ((ti.flags & token_flags[i].bit) && out->n_flags < KS_INFO_FLAGS)
 			out->flags[out->n_flags++] = token_flags[i].name;
@@ -77,7 +81,8 @@ static enum p11s_err info_token(const struct p11ks *k, struct raw *r, struct ks_
 /* The mechanisms p11scep's key operations come down to, with libp11 0.4.12:
  * OpenSSL hashes, the token signs or decrypts the raw block. */
 static const struct {
-	ck_ulong mech, need;
+	CK_MECHANISM_TYPE mech;
+	CK_FLAGS need;
 	const char *name, *ckm, *use;
 } used_mechs[] = {
 	{ CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, "RSA key generation",
@@ -96,15 +101,15 @@ static const struct {
 };
 
 static const struct {
-	ck_ulong bit;
+	CK_FLAGS bit;
 	const char *name;
 } mech_flag_names[] = {
-	{ 0x1, "hw" }, { CKF_GENERATE_KEY_PAIR, "generate" }, { CKF_SIGN, "sign" },
+	{ CKF_HW, "hw" }, { CKF_GENERATE_KEY_PAIR, "generate" }, { CKF_SIGN, "sign" },
 	{ CKF_VERIFY, "verify" }, { CKF_ENCRYPT, "encrypt" }, { CKF_DECRYPT, "decrypt" },
 	{ CKF_DERIVE, "derive" },
 };
 
-static void mech_flags(char *buf, size_t n, ck_ulong flags)
+static void mech_flags(char *buf, size_t n, CK_FLAGS flags)
 {
 	size_t i;
 
@@ -118,10 +123,10 @@ static void mech_flags(char *buf, size_t n, ck_ulong flags)
 	}
 }
 
-static void info_mech(struct raw *r, const ck_ulong *list, ck_ulong n, size_t i,
+static void info_mech(struct raw *r, const CK_MECHANISM_TYPE *list, CK_ULONG n, size_t i,
 		      struct ks_mech *m)
 {
-	struct ck_mech_info mi;
+	CK_MECHANISM_INFO mi;
 
 	m->name = used_mechs[i].name;
 	m->ckm = used_mechs[i].ckm;
@@ -129,15 +134,16 @@ static void info_mech(struct raw *r, const ck_ulong *list, ck_ulong n, size_t i,
 	m->offered = raw_mech_listed(list, n, used_mechs[i].mech);
 	if (!m->offered || r->f->C_GetMechanismInfo(r->slot, used_mechs[i].mech, &mi) != CKR_OK)
 		return;
-	m->min_size = mi.min_size;
-	m->max_size = mi.max_size;
+	m->min_size = mi.ulMinKeySize;
+	m->max_size = mi.ulMaxKeySize;
 	m->usable = (mi.flags & used_mechs[i].need) == used_mechs[i].need;
 	mech_flags(m->flags, sizeof(m->flags), mi.flags);
 }
 
 static enum p11s_err info_mechs(const struct p11ks *k, struct raw *r, struct ks_info *out)
 {
-	ck_ulong *list, n;
+	CK_MECHANISM_TYPE *list;
+	CK_ULONG n;
 	size_t i;
 	enum p11s_err rc;
 
@@ -152,51 +158,52 @@ static enum p11s_err info_mechs(const struct p11ks *k, struct raw *r, struct ks_
 
 /* One attribute's value, allocated with a NUL after it: 1, or 0 when the
  * module gives none, or -1 out of memory. */
-static int attr_get(struct raw *r, ck_ulong obj, ck_ulong type, unsigned char **val,
-		    size_t *len)
+static int attr_get(struct raw *r, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
+		    unsigned char **val, size_t *len)
 {
-	struct ck_attr a = { type, NULL, 0 };
-	ck_ulong size;
+	CK_ATTRIBUTE a = { type, NULL, 0 };
+	CK_ULONG size;
 	unsigned char *v;
 
 	*val = NULL;
 	*len = 0;
 	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK ||
-	    a.len == CK_UNAVAILABLE || a.len > INFO_ATTR_MAX)
+	    a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > INFO_ATTR_MAX)
 		return 0;
-	size = a.len;
+	size = a.ulValueLen;
 	v = malloc(size + 1);
 	if (v == NULL)
 		return -1;
-	a.value = v;
-	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK || a.len > size) {
+	a.pValue = v;
+	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK || a.ulValueLen > size) {
 		free(v);
 		return 0;
 	}
-	v[a.len] = '\0';
+	v[a.ulValueLen] = '\0';
 	*val = v;
-	*len = a.len;
+	*len = a.ulValueLen;
 	return 1;
 }
 
 /* A CK_BBOOL attribute: 1, 0, or -1 when the module gives none. */
-static int attr_bool(struct raw *r, ck_ulong obj, ck_ulong type)
+static int attr_bool(struct raw *r, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type)
 {
-	unsigned char b = 0;
-	struct ck_attr a = { type, &b, 1 };
+	CK_BBOOL b = CK_FALSE;
+	CK_ATTRIBUTE a = { type, &b, sizeof(b) };
 
-	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK || a.len != 1)
+	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK || a.ulValueLen != 1)
 		return -1;
 	return b != 0;
 }
 
-static int attr_ulong(struct raw *r, ck_ulong obj, ck_ulong type, ck_ulong *v)
+static int attr_ulong(struct raw *r, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
+		      CK_ULONG *v)
 {
-	struct ck_attr a = { type, v, sizeof(*v) };
+	CK_ATTRIBUTE a = { type, v, sizeof(*v) };
 
 	*v = 0;
 	return r->f->C_GetAttributeValue(r->session, obj, &a, 1) == CKR_OK &&
-	       a.len == sizeof(*v);
+	       a.ulValueLen == sizeof(*v);
 }
 
 static const struct {
@@ -236,11 +243,12 @@ static unsigned int modulus_bits(const unsigned char *m, size_t len)
 	return bits;
 }
 
-static int info_key(struct raw *r, ck_ulong obj, struct ks_object *o)
+static int info_key(struct raw *r, CK_OBJECT_HANDLE obj, struct ks_object *o)
 {
 	unsigned char *v;
 	size_t len;
-	ck_ulong type, bits;
+	CK_KEY_TYPE type;
+	CK_ULONG bits;
 	int got = 0;
 
 	o->sensitive = attr_bool(r, obj, CKA_SENSITIVE);
@@ -276,12 +284,12 @@ static int info_key(struct raw *r, ck_ulong obj, struct ks_object *o)
 	return got < 0 ? -1 : 0;
 }
 
-static int info_cert(struct raw *r, ck_ulong obj, struct ks_object *o)
+static int info_cert(struct raw *r, CK_OBJECT_HANDLE obj, struct ks_object *o)
 {
 	const unsigned char *p;
 	unsigned char *v;
 	size_t len;
-	ck_ulong type;
+	CK_CERTIFICATE_TYPE type;
 	int got;
 
 	if (!attr_ulong(r, obj, CKA_CERTIFICATE_TYPE, &type) || type != CKC_X_509)
@@ -305,7 +313,7 @@ static void clean_label(char *s)
 	}
 }
 
-static enum p11s_err info_object(struct raw *r, ck_ulong obj, enum ks_obj_class cls,
+static enum p11s_err info_object(struct raw *r, CK_OBJECT_HANDLE obj, enum ks_obj_class cls,
 				 struct ks_object *o)
 {
 	unsigned char *label;
@@ -330,11 +338,12 @@ static enum p11s_err info_object(struct raw *r, ck_ulong obj, enum ks_obj_class 
 }
 
 /* The handles of every object of a class (those the session may see). */
-static enum p11s_err find_class(const struct p11ks *k, struct raw *r, ck_ulong cls,
-				ck_ulong *objs, size_t max, size_t *n)
+static enum p11s_err find_class(const struct p11ks *k, struct raw *r, CK_OBJECT_CLASS cls,
+				CK_OBJECT_HANDLE *objs, size_t max, size_t *n)
 {
-	struct ck_attr tmpl = { CKA_CLASS, &cls, sizeof(cls) };
-	ck_ulong got, rv;
+	CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
+	CK_ULONG got;
+	CK_RV rv;
 
 	*n = 0;
 	rv = r->f->C_FindObjectsInit(r->session, &tmpl, 1);
@@ -375,8 +384,8 @@ static void bits_from_public(struct ks_info *out)
 }
 
 /* The objects of one class, appended to out->objs. */
-static enum p11s_err info_class(const struct p11ks *k, struct raw *r, ck_ulong cko,
-				enum ks_obj_class cls, ck_ulong *objs, struct ks_info *out)
+static enum p11s_err info_class(const struct p11ks *k, struct raw *r, CK_OBJECT_CLASS cko,
+				enum ks_obj_class cls, CK_OBJECT_HANDLE *objs, struct ks_info *out)
 {
 	struct ks_object *more;
 	size_t i, n;
@@ -400,7 +409,7 @@ static enum p11s_err info_class(const struct p11ks *k, struct raw *r, ck_ulong c
 
 static enum p11s_err info_objects(const struct p11ks *k, struct raw *r, struct ks_info *out)
 {
-	ck_ulong *objs;
+	CK_OBJECT_HANDLE *objs;
 	enum p11s_err rc;
 
 	objs = calloc(INFO_OBJS_MAX, sizeof(*objs));

@@ -9,20 +9,18 @@
 
 #include <libp11.h>
 #include <openssl/evp.h>
+#include <p11-kit/pkcs11.h>	/* the header only: p11scep does not link libp11-kit */
 
 #include "keystore.h"
 #include "uri.h"
 
-typedef unsigned long ck_ulong;
-struct ck_functions;
-
 /* The module's functions, in a session of our own on the token. */
 struct raw {
 	void *dl;
-	struct ck_functions *f;
+	CK_FUNCTION_LIST *f;
 	int own_init;		/* we initialised this instance: finalise it */
-	ck_ulong slot;
-	ck_ulong session;
+	CK_SLOT_ID slot;
+	CK_SESSION_HANDLE session;
 	int have_session;
 };
 

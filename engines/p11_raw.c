@@ -10,20 +10,23 @@
 
 #include "p11_raw.h"
 
+/* A CKR_* value and its name, both from the one macro. */
+#define CKR_NAMED(rv)	{ rv, #rv }
+
 /* The names of the CKR_* values a key generation most often meets. */
-static const char *ckr_name(ck_ulong rv)
+static const char *ckr_name(CK_RV rv)
 {
-	static const struct { ck_ulong rv; const char *name; } names[] = {
-		{ 0x005, "CKR_GENERAL_ERROR" }, { 0x006, "CKR_FUNCTION_FAILED" },
-		{ 0x007, "CKR_ARGUMENTS_BAD" }, { 0x012, "CKR_ATTRIBUTE_TYPE_INVALID" },
-		{ 0x013, "CKR_ATTRIBUTE_VALUE_INVALID" }, { 0x030, "CKR_DEVICE_ERROR" },
-		{ 0x031, "CKR_DEVICE_MEMORY" }, { 0x054, "CKR_FUNCTION_NOT_SUPPORTED" },
-		{ 0x070, "CKR_MECHANISM_INVALID" }, { 0x0B3, "CKR_SESSION_HANDLE_INVALID" },
-		{ 0x0B5, "CKR_SESSION_READ_ONLY" }, { 0x0D0, "CKR_TEMPLATE_INCOMPLETE" },
-		{ 0x0D1, "CKR_TEMPLATE_INCONSISTENT" }, { 0x0E1, "CKR_TOKEN_NOT_RECOGNIZED" },
-		{ 0x0E2, "CKR_TOKEN_WRITE_PROTECTED" }, { 0x101, "CKR_USER_NOT_LOGGED_IN" },
-		{ 0x130, "CKR_DOMAIN_PARAMS_INVALID" }, { 0x150, "CKR_BUFFER_TOO_SMALL" },
-		{ 0x190, "CKR_CRYPTOKI_NOT_INITIALIZED" },
+	static const struct { CK_RV rv; const char *name; } names[] = {
+		CKR_NAMED(CKR_GENERAL_ERROR), CKR_NAMED(CKR_FUNCTION_FAILED),
+		CKR_NAMED(CKR_ARGUMENTS_BAD), CKR_NAMED(CKR_ATTRIBUTE_TYPE_INVALID),
+		CKR_NAMED(CKR_ATTRIBUTE_VALUE_INVALID), CKR_NAMED(CKR_DEVICE_ERROR),
+		CKR_NAMED(CKR_DEVICE_MEMORY), CKR_NAMED(CKR_FUNCTION_NOT_SUPPORTED),
+		CKR_NAMED(CKR_MECHANISM_INVALID), CKR_NAMED(CKR_SESSION_HANDLE_INVALID),
+		CKR_NAMED(CKR_SESSION_READ_ONLY), CKR_NAMED(CKR_TEMPLATE_INCOMPLETE),
+		CKR_NAMED(CKR_TEMPLATE_INCONSISTENT), CKR_NAMED(CKR_TOKEN_NOT_RECOGNIZED),
+		CKR_NAMED(CKR_TOKEN_WRITE_PROTECTED), CKR_NAMED(CKR_USER_NOT_LOGGED_IN),
+		CKR_NAMED(CKR_DOMAIN_PARAMS_INVALID), CKR_NAMED(CKR_BUFFER_TOO_SMALL),
+		CKR_NAMED(CKR_CRYPTOKI_NOT_INITIALIZED),
 	};
 	size_t i;
 
@@ -34,7 +37,7 @@ static const char *ckr_name(ck_ulong rv)
 	return "see the module's documentation";
 }
 
-enum p11s_err raw_fail(const struct p11ks *k, const char *what, ck_ulong rv)
+enum p11s_err raw_fail(const struct p11ks *k, const char *what, CK_RV rv)
 {
 	return err_set(P11S_E_TOKEN, "%s failed on token '%s' (module %s): CKR 0x%lX (%s)",
 		       what, p11_token_label(k), k->module, rv, ckr_name(rv));
@@ -66,14 +69,14 @@ static int padded_eq(const unsigned char *field, size_t n, const char *s)
 	return 1;
 }
 
-static int raw_is_our_token(const struct p11ks *k, struct raw *r, ck_ulong slot)
+static int raw_is_our_token(const struct p11ks *k, struct raw *r, CK_SLOT_ID slot)
 {
-	struct ck_token_info ti;
+	CK_TOKEN_INFO ti;
 
 	if (r->f->C_GetTokenInfo(slot, &ti) != CKR_OK)
 		return 0;
 	return padded_eq(ti.label, sizeof(ti.label), k->token->label) &&
-	       padded_eq(ti.serial, sizeof(ti.serial), k->token->serialnr);
+	       padded_eq(ti.serialNumber, sizeof(ti.serialNumber), k->token->serialnr);
 }
 
 /*
@@ -82,14 +85,15 @@ static int raw_is_our_token(const struct p11ks *k, struct raw *r, ck_ulong slot)
  */
 static enum p11s_err raw_find_slot(const struct p11ks *k, struct raw *r)
 {
-	ck_ulong want = PKCS11_get_slotid_from_slot(k->token->slot), slots[64], n = 64, i;
+	CK_SLOT_ID want = PKCS11_get_slotid_from_slot(k->token->slot), slots[64];
+	CK_ULONG n = 64, i;
 	unsigned int found = 0;
 
 	if (raw_is_our_token(k, r, want)) {
 		r->slot = want;
 		return P11S_OK;
 	}
-	if (r->f->C_GetSlotList(1, slots, &n) != CKR_OK || n > 64)
+	if (r->f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK || n > 64)
 		return err_set(P11S_E_TOKEN, "module %s does not list its slots to a second caller",
 			       k->module);
 	for (i = 0; i < n; i++) {
@@ -104,7 +108,7 @@ static enum p11s_err raw_find_slot(const struct p11ks *k, struct raw *r)
 
 static enum p11s_err raw_functions(const struct p11ks *k, struct raw *r)
 {
-	ck_ulong (*get_list)(struct ck_functions **);
+	CK_C_GetFunctionList get_list;
 	void *sym;
 
 	/* The module is loaded: RTLD_NOLOAD hands us libp11's copy, never a second one. */
@@ -115,9 +119,9 @@ static enum p11s_err raw_functions(const struct p11ks *k, struct raw *r)
 	memcpy(&get_list, &sym, sizeof(get_list));	/* POSIX: a symbol is a function */
 	if (get_list(&r->f) != CKR_OK || r->f == NULL)
 		return err_set(P11S_E_TOKEN, "module %s gave no function list", k->module);
-	if (r->f->version[0] < 2)
+	if (r->f->version.major < 2)
 		return err_set(P11S_E_TOKEN, "module %s speaks PKCS#11 %u.%u: 2.x is needed",
-			       k->module, r->f->version[0], r->f->version[1]);
+			       k->module, r->f->version.major, r->f->version.minor);
 	return P11S_OK;
 }
 
@@ -125,9 +129,10 @@ static enum p11s_err raw_functions(const struct p11ks *k, struct raw *r)
  * which needs its own C_Initialize (and C_Finalize after). */
 static enum p11s_err raw_init(const struct p11ks *k, struct raw *r)
 {
-	ck_ulong n = 0, rv;
+	CK_ULONG n = 0;
+	CK_RV rv;
 
-	rv = r->f->C_GetSlotList(1, NULL, &n);
+	rv = r->f->C_GetSlotList(CK_TRUE, NULL, &n);
 	if (rv != CKR_CRYPTOKI_NOT_INITIALIZED)
 		return P11S_OK;
 	rv = r->f->C_Initialize(NULL);
@@ -142,7 +147,7 @@ static enum p11s_err raw_init(const struct p11ks *k, struct raw *r)
 enum p11s_err raw_open(const struct p11ks *k, struct raw *r, int rw)
 {
 	enum p11s_err rc;
-	ck_ulong rv;
+	CK_RV rv;
 
 	memset(r, 0, sizeof(*r));
 	rc = raw_functions(k, r);
@@ -168,10 +173,10 @@ fail:
 /* The slot's mechanisms (C_GetMechanismList); *list is free()d by the caller.
  * Ask C_GetMechanismInfo only about listed ones: some modules (tpm2-pkcs11)
  * log an error on stderr for every mechanism they lack. */
-enum p11s_err raw_mech_list(const struct p11ks *k, struct raw *r, ck_ulong **list,
-				   ck_ulong *n)
+enum p11s_err raw_mech_list(const struct p11ks *k, struct raw *r, CK_MECHANISM_TYPE **list,
+			    CK_ULONG *n)
 {
-	ck_ulong rv;
+	CK_RV rv;
 
 	*list = NULL;
 	*n = 0;
@@ -192,9 +197,9 @@ enum p11s_err raw_mech_list(const struct p11ks *k, struct raw *r, ck_ulong **lis
 	return raw_fail(k, "listing the mechanisms", rv);
 }
 
-int raw_mech_listed(const ck_ulong *list, ck_ulong n, ck_ulong mech)
+int raw_mech_listed(const CK_MECHANISM_TYPE *list, CK_ULONG n, CK_MECHANISM_TYPE mech)
 {
-	ck_ulong i;
+	CK_ULONG i;
 
 	for (i = 0; i < n; i++) {
 		if (list[i] == mech)
@@ -209,10 +214,11 @@ int raw_mech_listed(const ck_ulong *list, ck_ulong n, ck_ulong mech)
 /* The certificates with this CKA_ID. */
 static enum p11s_err find_certs_by_id(const struct p11ks *k, struct raw *r,
 				      const unsigned char *id, size_t id_len,
-				      ck_ulong *objs, ck_ulong *n)
+				      CK_OBJECT_HANDLE *objs, CK_ULONG *n)
 {
-	ck_ulong cls = CKO_CERTIFICATE, rv;
-	struct ck_attr tmpl[] = {
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_RV rv;
+	CK_ATTRIBUTE tmpl[] = {
 		{ CKA_CLASS, &cls, sizeof(cls) },
 		{ CKA_ID, (void *)id, id_len },
 	};
@@ -232,29 +238,30 @@ static enum p11s_err find_certs_by_id(const struct p11ks *k, struct raw *r,
 }
 
 /* Object obj's CKA_VALUE, malloc'd; NULL if unreadable or absurd. */
-static unsigned char *cert_value(struct raw *r, ck_ulong obj, size_t *len)
+static unsigned char *cert_value(struct raw *r, CK_OBJECT_HANDLE obj, size_t *len)
 {
-	struct ck_attr a = { CKA_VALUE, NULL, 0 };
+	CK_ATTRIBUTE a = { CKA_VALUE, NULL, 0 };
 	unsigned char *v;
 
 	*len = 0;
 	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK ||
-	    a.len == 0 || a.len > RAW_CERT_MAX)
+	    a.ulValueLen == 0 || a.ulValueLen > RAW_CERT_MAX)
 		return NULL;
-	v = malloc(a.len);
+	v = malloc(a.ulValueLen);
 	if (v == NULL)
 		return NULL;
-	a.value = v;
-	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK || a.len > RAW_CERT_MAX) {
+	a.pValue = v;
+	if (r->f->C_GetAttributeValue(r->session, obj, &a, 1) != CKR_OK ||
+	    a.ulValueLen > RAW_CERT_MAX) {
 		free(v);
 		return NULL;
 	}
-	*len = a.len;
+	*len = a.ulValueLen;
 	return v;
 }
 
 /* 1 if object obj holds exactly der. */
-static int cert_value_is(struct raw *r, ck_ulong obj, const unsigned char *der, int len)
+static int cert_value_is(struct raw *r, CK_OBJECT_HANDLE obj, const unsigned char *der, int len)
 {
 	size_t n;
 	unsigned char *v = cert_value(r, obj, &n);
@@ -293,21 +300,24 @@ static enum p11s_err der_fields_of(X509 *cert, struct der_fields *d)
 static enum p11s_err create_cert(const struct p11ks *k, struct raw *r, const struct der_fields *d,
 				 const char *label, const unsigned char *id, size_t id_len)
 {
-	ck_ulong cls = CKO_CERTIFICATE, type = CKC_X_509, obj, rv;
-	unsigned char yes = 1, no = 0;
-	struct ck_attr a[] = {
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_CERTIFICATE_TYPE type = CKC_X_509;
+	CK_OBJECT_HANDLE obj;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_RV rv;
+	CK_ATTRIBUTE a[] = {
 		{ CKA_CLASS, &cls, sizeof(cls) },
 		{ CKA_CERTIFICATE_TYPE, &type, sizeof(type) },
 		{ CKA_TOKEN, &yes, 1 },
 		{ CKA_PRIVATE, &no, 1 },
 		{ CKA_ID, (void *)id, id_len },
-		{ CKA_SUBJECT, d->subject, (ck_ulong)d->subject_len },
-		{ CKA_ISSUER, d->issuer, (ck_ulong)d->issuer_len },
-		{ CKA_SERIAL_NUMBER, d->serial, (ck_ulong)d->serial_len },
-		{ CKA_VALUE, d->cert, (ck_ulong)d->cert_len },
+		{ CKA_SUBJECT, d->subject, (CK_ULONG)d->subject_len },
+		{ CKA_ISSUER, d->issuer, (CK_ULONG)d->issuer_len },
+		{ CKA_SERIAL_NUMBER, d->serial, (CK_ULONG)d->serial_len },
+		{ CKA_VALUE, d->cert, (CK_ULONG)d->cert_len },
 		{ CKA_LABEL, (void *)label, label ? strlen(label) : 0 },
 	};
-	ck_ulong n = sizeof(a) / sizeof(a[0]) - (label == NULL || label[0] == '\0');
+	CK_ULONG n = sizeof(a) / sizeof(a[0]) - (label == NULL || label[0] == '\0');
 
 	rv = r->f->C_CreateObject(r->session, a, n, &obj);
 	return rv == CKR_OK ? P11S_OK : raw_fail(k, "storing the certificate", rv);
@@ -316,7 +326,9 @@ static enum p11s_err create_cert(const struct p11ks *k, struct raw *r, const str
 enum p11s_err raw_store_cert(const struct p11ks *k, X509 *cert, const char *label,
 			     const unsigned char *id, size_t id_len)
 {
-	ck_ulong objs[RAW_SAME_ID_MAX], n = 0, i, rv;
+	CK_OBJECT_HANDLE objs[RAW_SAME_ID_MAX];
+	CK_ULONG n = 0, i;
+	CK_RV rv;
 	unsigned char same[RAW_SAME_ID_MAX] = { 0 };
 	struct der_fields d;
 	struct raw r;
@@ -354,7 +366,8 @@ out_fields:
 enum p11s_err raw_certs_by_id(const struct p11ks *k, const unsigned char *id, size_t id_len,
 			      STACK_OF(X509) **out)
 {
-	ck_ulong objs[RAW_SAME_ID_MAX], n = 0, i;
+	CK_OBJECT_HANDLE objs[RAW_SAME_ID_MAX];
+	CK_ULONG n = 0, i;
 	STACK_OF(X509) *certs;
 	const unsigned char *p;
 	unsigned char *der;
@@ -391,19 +404,16 @@ enum p11s_err raw_certs_by_id(const struct p11ks *k, const unsigned char *id, si
 	return P11S_OK;
 }
 
-#define CKU_USER			1UL
-#define CKR_USER_ALREADY_LOGGED_IN	0x100UL
-
-enum p11s_err raw_login(const struct p11ks *k, struct raw *r, const char *pin, ck_ulong *ckr)
+enum p11s_err raw_login(const struct p11ks *k, struct raw *r, const char *pin, CK_RV *ckr)
 {
 	enum p11s_err rc;
-	ck_ulong rv;
+	CK_RV rv;
 
 	*ckr = CKR_OK;
 	rc = raw_open(k, r, 0);
 	if (rc != P11S_OK)
 		return rc;
-	rv = r->f->C_Login(r->session, CKU_USER, (unsigned char *)pin, (ck_ulong)strlen(pin));
+	rv = r->f->C_Login(r->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)strlen(pin));
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
 		return P11S_OK;
 	*ckr = rv;

@@ -33,13 +33,6 @@
 #include "secret.h"
 #include "uri.h"
 
-/* CKR_* values from PKCS#11 v2.40; libp11.h does not define them. */
-#define KS_CKR_PIN_INCORRECT	0xa0UL
-#define KS_CKR_PIN_INVALID	0xa1UL
-#define KS_CKR_PIN_LEN_RANGE	0xa2UL
-#define KS_CKR_PIN_EXPIRED	0xa3UL
-#define KS_CKR_PIN_LOCKED	0xa4UL
-
 /* libp11's name for the errors that carry a CKR_* value. */
 #define CKR_LIB_NAME		"PKCS#11 module"
 
@@ -249,24 +242,24 @@ static enum p11s_err get_pin(const struct p11ks *k, const struct ks_params *p,
 	return P11S_OK;
 }
 
-static int is_pin_ckr(unsigned long ckr)
+static int is_pin_ckr(CK_RV ckr)
 {
-	return ckr == KS_CKR_PIN_INCORRECT || ckr == KS_CKR_PIN_INVALID ||
-	       ckr == KS_CKR_PIN_LEN_RANGE || ckr == KS_CKR_PIN_EXPIRED ||
-	       ckr == KS_CKR_PIN_LOCKED;
+	return ckr == CKR_PIN_INCORRECT || ckr == CKR_PIN_INVALID ||
+	       ckr == CKR_PIN_LEN_RANGE || ckr == CKR_PIN_EXPIRED ||
+	       ckr == CKR_PIN_LOCKED;
 }
 
 /* Login failed: tell a PIN the token refused from other trouble. Reasons are
  * compared, not library numbers: libp11 picks those at run time. */
-static enum p11s_err login_fail(const struct p11ks *k, unsigned long ckr)
+static enum p11s_err login_fail(const struct p11ks *k, CK_RV ckr)
 {
 	if (!is_pin_ckr(ckr))
 		return raw_fail(k, "login", ckr);
 	ERR_clear_error();
-	if (ckr == KS_CKR_PIN_LOCKED)
+	if (ckr == CKR_PIN_LOCKED)
 		return err_set(P11S_E_PIN, "the PIN of token '%s' is locked (CKR 0x%lX): unlock it with the SO PIN",
 			       p11_token_label(k), ckr);
-	if (ckr == KS_CKR_PIN_EXPIRED)
+	if (ckr == CKR_PIN_EXPIRED)
 		return err_set(P11S_E_PIN, "the PIN of token '%s' has expired (CKR 0x%lX): set a new one",
 			       p11_token_label(k), ckr);
 	return err_set(P11S_E_PIN, "token '%s' rejected the PIN (CKR 0x%lX): check pin-source or the PIN given",
@@ -278,7 +271,7 @@ static enum p11s_err login(struct p11ks *k, const struct ks_params *p)
 {
 	PKCS11_SLOT *slot = k->token->slot;
 	char pin[PIN_MAX];
-	ck_ulong ckr;
+	CK_RV ckr;
 	enum p11s_err rc;
 
 	ERR_clear_error();
@@ -1065,9 +1058,9 @@ static enum p11s_err check_id_free(struct p11ks *k, const unsigned char *id, siz
  */
 static enum p11s_err rsa_sizes(const struct p11ks *k, unsigned int bits)
 {
-	struct ck_mech_info mi;
+	CK_MECHANISM_INFO mi;
 	struct raw r;
-	ck_ulong rv;
+	CK_RV rv;
 
 	if (raw_open(k, &r, 0) != P11S_OK) {
 		err_clear();
@@ -1078,11 +1071,12 @@ static enum p11s_err rsa_sizes(const struct p11ks *k, unsigned int bits)
 	if (rv == CKR_MECHANISM_INVALID || (rv == CKR_OK && !(mi.flags & CKF_GENERATE_KEY_PAIR)))
 		return err_set(P11S_E_TOKEN, "token '%s' (module %s) cannot generate RSA keys "
 			       "(no CKM_RSA_PKCS_KEY_PAIR_GEN)", p11_token_label(k), k->module);
-	if (rv != CKR_OK || mi.max_size == 0 || (bits >= mi.min_size && bits <= mi.max_size))
+	if (rv != CKR_OK || mi.ulMaxKeySize == 0 ||
+	    (bits >= mi.ulMinKeySize && bits <= mi.ulMaxKeySize))
 		return P11S_OK;
 	return err_set(P11S_E_TOKEN, "token '%s' generates RSA keys of %lu to %lu bits, not %u: "
-		       "use --key-type rsa:%u", p11_token_label(k), mi.min_size, mi.max_size, bits,
-		       mi.max_size >= 3072 ? 3072 : 2048);
+		       "use --key-type rsa:%u", p11_token_label(k), mi.ulMinKeySize,
+		       mi.ulMaxKeySize, bits, mi.ulMaxKeySize >= 3072 ? 3072 : 2048);
 }
 
 /*
@@ -1154,15 +1148,9 @@ static int ec_curve_nid(unsigned int bits)
 	return bits == 256 ? NID_X9_62_prime256v1 : bits == 384 ? NID_secp384r1 : NID_undef;
 }
 
-/*
- * What the module says it can do with EC keys: generate a pair of this size
- * and sign with ECDSA, or no EC key is of use. ECDH (for replies encrypted by
- * key agreement) is allowed on the key only when offered. Sizes are compared
- * only when given in bits as the standard says: some modules give bytes.
- */
 /* The module's word on a mechanism it lists: 1 with *mi filled, or 0. */
-static int mech_info(struct raw *r, const ck_ulong *list, ck_ulong n, ck_ulong mech,
-		     ck_ulong need, struct ck_mech_info *mi)
+static int mech_info(struct raw *r, const CK_MECHANISM_TYPE *list, CK_ULONG n,
+		     CK_MECHANISM_TYPE mech, CK_FLAGS need, CK_MECHANISM_INFO *mi)
 {
 	return raw_mech_listed(list, n, mech) &&
 	       r->f->C_GetMechanismInfo(r->slot, mech, mi) == CKR_OK &&
@@ -1178,8 +1166,9 @@ static int mech_info(struct raw *r, const ck_ulong *list, ck_ulong n, ck_ulong m
 static enum p11s_err ec_mechanisms(const struct p11ks *k, struct raw *r, unsigned int bits,
 				   int *derive)
 {
-	struct ck_mech_info mi;
-	ck_ulong *list, n;
+	CK_MECHANISM_INFO mi;
+	CK_MECHANISM_TYPE *list;
+	CK_ULONG n;
 	enum p11s_err rc;
 
 	*derive = 0;
@@ -1190,10 +1179,10 @@ static enum p11s_err ec_mechanisms(const struct p11ks *k, struct raw *r, unsigne
 		rc = err_set(P11S_E_TOKEN, "token '%s' (module %s) cannot generate EC keys "
 			     "(no CKM_EC_KEY_PAIR_GEN): use --key-type rsa:2048",
 			     p11_token_label(k), k->module);
-	else if (mi.max_size >= 256 && (bits < mi.min_size || bits > mi.max_size))
+	else if (mi.ulMaxKeySize >= 256 && (bits < mi.ulMinKeySize || bits > mi.ulMaxKeySize))
 		rc = err_set(P11S_E_TOKEN, "token '%s' generates EC keys of %lu to %lu bits, "
 			     "not %u: choose another --key-type", p11_token_label(k),
-			     mi.min_size, mi.max_size, bits);
+			     mi.ulMinKeySize, mi.ulMaxKeySize, bits);
 	else if (!mech_info(r, list, n, CKM_ECDSA, CKF_SIGN, &mi))
 		rc = err_set(P11S_E_TOKEN, "token '%s' (module %s) cannot sign with EC keys "
 			     "(no CKM_ECDSA): use --key-type rsa:2048", p11_token_label(k), k->module);
@@ -1208,16 +1197,16 @@ static enum p11s_err ec_mechanisms(const struct p11ks *k, struct raw *r, unsigne
 static enum p11s_err ec_keypair(const struct p11ks *k, struct raw *r, const unsigned char *params,
 				size_t params_len, int derive, unsigned char *id, size_t id_len)
 {
-	unsigned char yes = 1, no = 0;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	char *label = k->uri.object;
-	struct ck_attr pub[] = {
+	CK_ATTRIBUTE pub[] = {
 		{ CKA_TOKEN, &yes, 1 },
 		{ CKA_VERIFY, &yes, 1 },
 		{ CKA_EC_PARAMS, (void *)params, params_len },
 		{ CKA_LABEL, label, strlen(label) },
 		{ CKA_ID, id, id_len },
 	};
-	struct ck_attr priv[] = {
+	CK_ATTRIBUTE priv[] = {
 		{ CKA_TOKEN, &yes, 1 },
 		{ CKA_PRIVATE, &yes, 1 },
 		{ CKA_SENSITIVE, &yes, 1 },
@@ -1227,9 +1216,10 @@ static enum p11s_err ec_keypair(const struct p11ks *k, struct raw *r, const unsi
 		{ CKA_ID, id, id_len },
 		{ CKA_DERIVE, &yes, 1 },	/* last: left out without ECDH */
 	};
-	struct ck_mech mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
-	ck_ulong npriv = sizeof(priv) / sizeof(priv[0]) - (derive ? 0 : 1);
-	ck_ulong pub_obj = 0, priv_obj = 0, rv;
+	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	CK_ULONG npriv = sizeof(priv) / sizeof(priv[0]) - (derive ? 0 : 1);
+	CK_OBJECT_HANDLE pub_obj = 0, priv_obj = 0;
+	CK_RV rv;
 
 	rv = r->f->C_GenerateKeyPair(r->session, &mech, pub, sizeof(pub) / sizeof(pub[0]),
 				     priv, npriv, &pub_obj, &priv_obj);
