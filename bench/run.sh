@@ -172,12 +172,22 @@ P11_HAS_TIMINGS=0
 setup_token >/dev/null
 # shellcheck disable=SC2119
 start_scepserver >/dev/null
+# The floor's and the many profiles' tokens each in a token directory of
+# their own: SoftHSM2 reads every object of its directory at C_Initialize,
+# so that each measurement loads only its own token's objects.
 FLOOR_TOKEN=p11scep-floor
 MANY_TOKEN=p11scep-many
+MAIN_CONF=$SOFTHSM2_CONF
 for t in "$FLOOR_TOKEN" "$MANY_TOKEN"; do
-	softhsm2-util --init-token --free --label "$t" --pin "$TOKEN_PIN" --so-pin "$SO_PIN" \
-		>>"$T/init-token.log" 2>&1 || fail "softhsm2-util --init-token --label $t failed"
+	mkdir -p "$T/tokens-$t"
+	sed "s|^directories.tokendir = .*|directories.tokendir = $T/tokens-$t|" "$MAIN_CONF" \
+		>"$T/softhsm2-$t.conf"
+	SOFTHSM2_CONF=$T/softhsm2-$t.conf softhsm2-util --init-token --free --label "$t" \
+		--pin "$TOKEN_PIN" --so-pin "$SO_PIN" >>"$T/init-token.log" 2>&1 ||
+		fail "softhsm2-util --init-token --label $t failed"
 done
+FLOOR_CONF=$T/softhsm2-$FLOOR_TOKEN.conf
+MANY_CONF=$T/softhsm2-$MANY_TOKEN.conf
 
 TF=$T/token-floor
 # shellcheck disable=SC2046 # pkg-config prints several words
@@ -247,7 +257,8 @@ printf '%s\t%s\n' "item" "value" \
 # ---------------------------------------------------------------- 1. floor
 
 # The token operations, in-process, in their own token.
-"$TF" "$SOFTHSM_MODULE" "$FLOOR_TOKEN" "$PIN_FILE" floor "$FLOOR_N" >"$T/floor.txt" 2>"$T/floor.err" ||
+SOFTHSM2_CONF=$FLOOR_CONF "$TF" "$SOFTHSM_MODULE" "$FLOOR_TOKEN" "$PIN_FILE" floor "$FLOOR_N" \
+	>"$T/floor.txt" 2>"$T/floor.err" ||
 	echo "token-floor failed: $(why "$T/floor.err")"
 # fl NAME FIELD: from token-floor's output (3 median, 4 min, 5 max).
 fl() {
@@ -337,6 +348,8 @@ KEYGEN=$(fl keygen-2048 3) STORE=$(fl store-cert 3) CREATE=$(fl store-cert:creat
 FLOOR_KEY_OPS=$(calc "$LOGIN + 3 * $SIGN + $DECRYPT")
 FLOOR_TOKEN_OPS=$(calc "$FLOOR_KEY_OPS + $STORE")
 FLOOR_REUSE=$(calc "$FLOOR_TOKEN_OPS + $SRV_SUM")
+# With the CA's answers cached, an enrollment makes one exchange.
+FLOOR_CACHED=$(calc "$FLOOR_TOKEN_OPS + $SRV_PKI")
 # A new key has no certificate to replace: its store is a create alone.
 FLOOR_NEW=$(calc "$FLOOR_KEY_OPS + $CREATE + $KEYGEN + $SRV_SUM")
 
@@ -376,11 +389,12 @@ else
 		"PKIOperation (POST, PKCSReq, the CA issues)" "$SRV_PKI" \
 		"all three (median of the sums)" "$SRV_SUM" | table
 fi
-printf 'floor\tms\n%s\t%s\n%s\t%s\n%s\t%s\n%s\t%s\n' \
+printf 'floor\tms\n%s\t%s\n%s\t%s\n%s\t%s\n%s\t%s\n%s\t%s\n' \
 	"token ops of a reuse-key enrollment: login + 3 signs + 1 decrypt + store the certificate" \
 	"${FLOOR_TOKEN_OPS:--}" \
 	"  of which key ops: login + 3 signs + 1 decrypt" "${FLOOR_KEY_OPS:--}" \
-	"floor, enrollment with an existing key: token ops + server" "${FLOOR_REUSE:--}" \
+	"floor, enrollment with an existing key: token ops + server (3 exchanges)" "${FLOOR_REUSE:--}" \
+	"floor, the same with the CA's answers cached: token ops + PKIOperation" "${FLOOR_CACHED:--}" \
 	"floor, enrollment with a new RSA-2048 key: + one key generation, no certificate to replace" \
 	"${FLOOR_NEW:--}" | table
 
@@ -472,6 +486,13 @@ for i in $(seq 1 "$N"); do
 	rec "$T/curl.ms"
 done
 P11_REUSE=$(col "$T/p11-reuse.ms" 1) P11_REUSE_FLT=$(col "$T/p11-reuse.ms" 3)
+# The floor of the exchanges the runs made: most took the CA from the cache.
+FLOOR_E2E=$FLOOR_REUSE FLOOR_E2E_WHAT="token ops + the 3 exchanges (table 1)"
+cached=$(awk '$2 == "ca-cache"' "$T/p11-reuse.phases" | wc -l)
+if [ "$((2 * cached))" -gt "$(awk '!seen[$1]++' "$T/p11-reuse.phases" | wc -l)" ]; then
+	FLOOR_E2E=$FLOOR_CACHED FLOOR_E2E_WHAT="token ops + PKIOperation (table 1; most runs had the CA cached)"
+	FLOOR_NEW=$(calc "$FLOOR_NEW - $SRV_SUM + $SRV_PKI")
+fi
 SC_REUSE=$(col "$T/sc-reuse.ms" 1) SC_REUSE_FLT=$(col "$T/sc-reuse.ms" 3)
 TRUE_MS=$(col "$T/true.ms" 1) TRUE_FLT=$(col "$T/true.ms" 3)
 VERSION_MS=$(col "$T/version.ms" 1) VERSION_FLT=$(col "$T/version.ms" 3)
@@ -517,11 +538,11 @@ else
 			"${CRYPTO_MS:--}" "${CRYPTO_FLT:--}"
 		printf '%s\t%s\t%s\t%s\n' "  /bin/true" "a process (proc-time: spawn + exit)" \
 			"${TRUE_MS:--}" "${TRUE_FLT:--}"
-		printf '%s\t%s\t%s\t\n' "floor" "token ops + server's time (table 1)" "${FLOOR_REUSE:--}"
+		printf '%s\t%s\t%s\t\n' "floor" "$FLOOR_E2E_WHAT" "${FLOOR_E2E:--}"
 		printf '%s\t%s\t%s\t\n' "process / floor" "issue #6 target: at most 1.20x" \
-			"$(ratio "$P11_REUSE" "$FLOOR_REUSE")"
+			"$(ratio "$P11_REUSE" "$FLOOR_E2E")"
 		printf '%s\t%s\t%s\t\n' "total / floor" "in-process both: p11scep's total against the floor" \
-			"$(ratio "${tot:-}" "$FLOOR_REUSE")"
+			"$(ratio "${tot:-}" "$FLOOR_E2E")"
 	} | table
 fi
 
@@ -599,8 +620,8 @@ echo
 		"$((N - P11_NEW_FAIL))" "$N" "${P11_NEW:--}" "${P11_NEW_FLT:--}"
 	printf 'scepclient (file key)\tnew RSA-2048\t%s/%s\t%s\t%s\t%s\t-\t-\n' \
 		"$((N - SC_NEW_FAIL))" "$N" "${SC_NEW:--}" "${SC_NEW_FLT:--}" "$(ratio "$P11_NEW" "$SC_NEW")"
-	printf 'floor (table 1)\texisting\t-\t%s\t-\t%s\t-\t-\n' "${FLOOR_REUSE:--}" \
-		"$(ratio "$P11_REUSE" "$FLOOR_REUSE")"
+	printf 'floor (table 1)\texisting\t-\t%s\t-\t%s\t-\t-\n' "${FLOOR_E2E:--}" \
+		"$(ratio "$P11_REUSE" "$FLOOR_E2E")"
 	printf 'floor (table 1)\tnew RSA-2048\t-\t%s\t-\t%s\t-\t-\n' "${FLOOR_NEW:--}" \
 		"$(ratio "$P11_NEW" "$FLOOR_NEW")"
 } | table
@@ -646,6 +667,7 @@ secs() {
 }
 
 heading "5. $PROFILES enrollments: one p11scep run over $PROFILES profiles against $PROFILES p11scep enroll"
+export SOFTHSM2_CONF=$MANY_CONF
 TIME_LIMIT=$((RUN_TIMEOUT * 10)) run_timed /dev/null "$T/many-keygen.err" \
 	"$TF" "$SOFTHSM_MODULE" "$MANY_TOKEN" "$PIN_FILE" keygen p "$PROFILES"
 KG_RC=$LAST_RC
