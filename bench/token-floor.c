@@ -559,6 +559,7 @@ static int create_cert(struct raw *r, const struct cert_der *d, const struct flo
 {
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_CERTIFICATE_TYPE type = CKC_X_509;
+	CK_ULONG category = 1;	/* token user */
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_RV rv;
 	CK_ATTRIBUTE a[] = {
@@ -571,6 +572,7 @@ static int create_cert(struct raw *r, const struct cert_der *d, const struct flo
 		{ CKA_ISSUER, d->issuer, (CK_ULONG)d->issuer_len },
 		{ CKA_SERIAL_NUMBER, d->serial, (CK_ULONG)d->serial_len },
 		{ CKA_VALUE, d->cert, (CK_ULONG)d->cert_len },
+		{ CKA_CERTIFICATE_CATEGORY, &category, sizeof(category) },
 		{ CKA_LABEL, (void *)fk->label, strlen(fk->label) },
 	};
 

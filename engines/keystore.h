@@ -78,6 +78,7 @@ struct ks_object {
 	int is_private;		/* CKA_PRIVATE */
 	int sensitive, always_sensitive, extractable, never_extractable, local;
 	X509 *cert;		/* certificates: the decoded CKA_VALUE */
+	int category;		/* certificates: CKA_CERTIFICATE_CATEGORY, -1 unknown */
 	int selected;		/* the URI's key, its public key and certificate */
 };
 

@@ -290,10 +290,13 @@ static int info_cert(struct raw *r, CK_OBJECT_HANDLE obj, struct ks_object *o)
 	unsigned char *v;
 	size_t len;
 	CK_CERTIFICATE_TYPE type;
+	CK_ULONG cat;
 	int got;
 
 	if (!attr_ulong(r, obj, CKA_CERTIFICATE_TYPE, &type) || type != CKC_X_509)
 		return 0;
+	o->category = attr_ulong(r, obj, CKA_CERTIFICATE_CATEGORY, &cat) && cat <= 3 ?
+		      (int)cat : -1;
 	got = attr_get(r, obj, CKA_VALUE, &v, &len);
 	if (got > 0) {
 		p = v;

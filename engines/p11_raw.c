@@ -298,10 +298,12 @@ static enum p11s_err der_fields_of(X509 *cert, struct der_fields *d)
 }
 
 static enum p11s_err create_cert(const struct p11ks *k, struct raw *r, const struct der_fields *d,
-				 const char *label, const unsigned char *id, size_t id_len)
+				 enum raw_cert_kind kind, const char *label,
+				 const unsigned char *id, size_t id_len)
 {
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_CERTIFICATE_TYPE type = CKC_X_509;
+	CK_ULONG category = kind;
 	CK_OBJECT_HANDLE obj;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_RV rv;
@@ -315,16 +317,23 @@ static enum p11s_err create_cert(const struct p11ks *k, struct raw *r, const str
 		{ CKA_ISSUER, d->issuer, (CK_ULONG)d->issuer_len },
 		{ CKA_SERIAL_NUMBER, d->serial, (CK_ULONG)d->serial_len },
 		{ CKA_VALUE, d->cert, (CK_ULONG)d->cert_len },
+		{ CKA_CERTIFICATE_CATEGORY, &category, sizeof(category) },
 		{ CKA_LABEL, (void *)label, label ? strlen(label) : 0 },
 	};
 	CK_ULONG n = sizeof(a) / sizeof(a[0]) - (label == NULL || label[0] == '\0');
 
 	rv = r->f->C_CreateObject(r->session, a, n, &obj);
+	if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID ||
+	    rv == CKR_TEMPLATE_INCONSISTENT) {
+		/* A v2.11 module, or one that will not take a category: without it. */
+		a[9] = a[10];
+		rv = r->f->C_CreateObject(r->session, a, n - 1, &obj);
+	}
 	return rv == CKR_OK ? P11S_OK : raw_fail(k, "storing the certificate", rv);
 }
 
-enum p11s_err raw_store_cert(const struct p11ks *k, X509 *cert, const char *label,
-			     const unsigned char *id, size_t id_len)
+enum p11s_err raw_store_cert(const struct p11ks *k, X509 *cert, enum raw_cert_kind kind,
+			     const char *label, const unsigned char *id, size_t id_len)
 {
 	CK_OBJECT_HANDLE objs[RAW_SAME_ID_MAX];
 	CK_ULONG n = 0, i;
@@ -347,10 +356,10 @@ enum p11s_err raw_store_cert(const struct p11ks *k, X509 *cert, const char *labe
 		have |= same[i];
 	}
 	if (rc == P11S_OK && !have)
-		rc = create_cert(k, &r, &d, label, id, id_len);
+		rc = create_cert(k, &r, &d, kind, label, id, id_len);
 	/* Only now that the new one is safe do the old ones go (also after an
 	 * earlier run that stored it but stopped before this step). */
-	for (i = 0; rc == P11S_OK && i < n; i++) {
+	for (i = 0; rc == P11S_OK && kind == RAW_CERT_OURS && i < n; i++) {
 		if (same[i])
 			continue;
 		rv = r.f->C_DestroyObject(r.session, objs[i]);

@@ -32,14 +32,23 @@ enum p11s_err raw_login(const struct p11ks *k, struct raw *r, const char *pin, C
 /* C_Logout (if r is open) and the session closed. */
 void raw_logout(struct raw *r);
 
+/* What a stored certificate is to the token's user: CKA_CERTIFICATE_CATEGORY. */
+enum raw_cert_kind {
+	RAW_CERT_OURS = 1,	/* "token user": ours, beside our key */
+	RAW_CERT_CA = 2,	/* "authority" */
+};
+
 /*
- * cert beside a key (CKA_ID id, CKA_LABEL label, which may be NULL): stored
- * unless an identical one is there, then every other certificate with that
- * ID destroyed. One search by ID instead of listing every certificate of the
- * token, which costs libp11 0.4.12 a read and parse of each.
+ * cert with CKA_ID id and CKA_LABEL label (may be NULL): stored unless an
+ * identical one with that ID is there. For RAW_CERT_OURS every other
+ * certificate with that ID is destroyed once the new one is stored; CA
+ * certificates leave others be. One search by ID instead of listing every
+ * certificate of the token, which costs libp11 0.4.12 a read and parse of
+ * each. A module that does not know CKA_CERTIFICATE_CATEGORY gets the
+ * certificate without it.
  */
-enum p11s_err raw_store_cert(const struct p11ks *k, X509 *cert, const char *label,
-			     const unsigned char *id, size_t id_len);
+enum p11s_err raw_store_cert(const struct p11ks *k, X509 *cert, enum raw_cert_kind kind,
+			     const char *label, const unsigned char *id, size_t id_len);
 /* The certificates with this CKA_ID, read from the token now (libp11 0.4.12
  * lists what it read once, so it misses what raw_store_cert changed). */
 enum p11s_err raw_certs_by_id(const struct p11ks *k, const unsigned char *id, size_t id_len,

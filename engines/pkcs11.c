@@ -1436,23 +1436,6 @@ static enum p11s_err p11_find_cert(struct ks *ks, X509 **out)
 	return *out != NULL ? P11S_OK : P11S_E_NOTFOUND;
 }
 
-/* Index of a live cert (with id/id_len, if id) equal to x, or -1. */
-static int find_same(const struct p11ks *k, PKCS11_CERT *certs, unsigned int n, X509 *x,
-		     const unsigned char *id, size_t id_len)
-{
-	unsigned int i;
-
-	for (i = 0; i < n; i++) {
-		if (certs[i].x509 == NULL || cert_gone(k, &certs[i]))
-			continue;
-		if (id != NULL && !p11_id_equal(id, id_len, certs[i].id, certs[i].id_len))
-			continue;
-		if (X509_cmp(certs[i].x509, x) == 0)
-			return (int)i;
-	}
-	return -1;
-}
-
 static enum p11s_err p11_store_cert(struct ks *ks, X509 *cert)
 {
 	struct p11ks *k = (struct p11ks *)ks;
@@ -1474,7 +1457,7 @@ static enum p11s_err p11_store_cert(struct ks *ks, X509 *cert)
 		return err_set(P11S_E_TOKEN,
 			       "key '%s' has no CKA_ID, so no certificate can be stored beside it",
 			       k->key_label);
-	return raw_store_cert(k, cert, k->key_label, k->key_id, k->key_id_len);
+	return raw_store_cert(k, cert, RAW_CERT_OURS, k->key_label, k->key_id, k->key_id_len);
 }
 
 /* "CN" of the subject, else the whole subject on one line. */
@@ -1502,35 +1485,26 @@ static char *ca_label(X509 *cert)
 }
 
 /*
- * libp11 0.4.12 cannot set CKA_CERTIFICATE_CATEGORY or CKA_TRUSTED, and its
- * module function list is private: the CA cert goes in as a plain cert.
+ * A CA certificate: category "authority", labelled by its subject, CKA_ID the
+ * common convention (SHA-1 of the subjectPublicKey bits); not trusted
+ * (CKA_TRUSTED needs the security officer). Stored once, however often.
  */
 static enum p11s_err p11_store_ca_cert(struct ks *ks, X509 *cert)
 {
 	struct p11ks *k = (struct p11ks *)ks;
 	unsigned char id[EVP_MAX_MD_SIZE];
 	unsigned int id_len = 0;
-	PKCS11_CERT *certs;
-	unsigned int n;
-	char *label = NULL;
+	char *label;
 	enum p11s_err rc;
 
 	if (cert == NULL)
 		return err_set(P11S_E_INTERNAL, "no CA certificate to store");
-	/* The common CKA_ID convention: SHA-1 of the subjectPublicKey bits. */
 	if (X509_pubkey_digest(cert, EVP_sha1(), id, &id_len) != 1)
 		return err_set_ssl(P11S_E_MALFORMED, "cannot hash the CA certificate's public key");
-	rc = list_certs(k, &certs, &n);
-	if (rc != P11S_OK)
-		return rc;
-	if (find_same(k, certs, n, cert, NULL, 0) >= 0)
-		return P11S_OK;
 	label = ca_label(cert);
 	if (label == NULL)
 		return err_set(P11S_E_NOMEM, "out of memory naming the CA certificate");
-	ERR_clear_error();
-	if (PKCS11_store_certificate(k->token, cert, label, id, id_len, NULL) != 0)
-		rc = token_fail(k, "storing the CA certificate");
+	rc = raw_store_cert(k, cert, RAW_CERT_CA, label, id, id_len);
 	free(label);
 	return rc;
 }

@@ -22,6 +22,15 @@ static const char *class_name(enum ks_obj_class c)
 	       "certificate";
 }
 
+/* CKA_CERTIFICATE_CATEGORY's values, as PKCS#11 names them. */
+static const char *category_name(int c)
+{
+	static const char *const names[] = { "unspecified", "token user", "authority",
+					     "other entity" };
+
+	return c >= 0 && c <= 3 ? names[c] : "?";
+}
+
 /* "0a1b..", as pkcs11-tool prints it, cut short with ".." past KS_ID_MAX bytes; "-" when empty. */
 static const char *id_hex(const struct ks_object *o, char *buf, size_t n)
 {
@@ -134,7 +143,8 @@ static void object_details(const struct ks_object *o, char *type, size_t tn, cha
 	}
 	certinfo_name(X509_get_subject_name(o->cert), subj, sizeof(subj));
 	certinfo_time(X509_get0_notAfter(o->cert), na, sizeof(na));
-	snprintf(det, dn, "subject %s, not after %s", subj, na);
+	snprintf(det, dn, "subject %s, not after %s%s%s", subj, na,
+		 o->category > 0 ? ", " : "", o->category > 0 ? category_name(o->category) : "");
 }
 
 static int label_width(const struct ks_info *in)
@@ -251,10 +261,13 @@ static json_object *json_info_mechs(const struct ks_info *in)
 	return a;
 }
 
-static void json_add_cert(json_object *o, X509 *cert)
+static void json_add_cert(json_object *o, const struct ks_object *k)
 {
+	X509 *cert = k->cert;
 	char buf[256];
 
+	json_object_object_add(o, "category", k->category >= 0 ?
+			       json_object_new_string(category_name(k->category)) : NULL);
 	if (cert == NULL)
 		return;
 	certinfo_name(X509_get_subject_name(cert), buf, sizeof(buf));
@@ -295,7 +308,7 @@ static json_object *json_info_objects(const struct ks_info *in)
 					id_hex(k, hex, sizeof(hex)) : ""));
 		json_object_object_add(o, "private", json_tri(k->is_private));
 		if (k->cls == KS_OBJ_CERT)
-			json_add_cert(o, k->cert);
+			json_add_cert(o, k);
 		else
 			json_add_key(o, k);
 		json_object_object_add(o, "selected", json_object_new_boolean(k->selected));

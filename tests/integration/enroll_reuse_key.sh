@@ -3,6 +3,7 @@
 # token keeps one certificate object per key ID (the newest).
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_tool jq jq
 
 setup_token
 start_scepserver
@@ -69,5 +70,12 @@ CA_ID=$(tok_id_of cert "/C=US/O=scep-ca/OU=SCEP CA")
 tok_cert "$CA_ID" "$T/tokca.pem"
 cert_same "$T/tokca.pem" "$CA_PEM" || fail "the CA certificate object is not the CA"
 assert_eq "$(tok_count cert 0102)" 1 "certificate objects with prekey's ID after --import-chain"
+# What each certificate is to the token's user (CKA_CERTIFICATE_CATEGORY).
+expect_exit 0 p11s token-info -k "$(key_uri prekey "pin-source=file:$PIN_FILE")" --json
+assert_eq "$(jq -r --arg id "$(printf '%s' "$CA_ID" | tr 'A-F' 'a-f')" \
+	'.objects[] | select(.class == "certificate" and .id == $id) | .category' "$OUT")" \
+	authority "category of the imported CA certificate"
+assert_eq "$(jq -r '.objects[] | select(.class == "certificate" and .id == "0102") | .category' \
+	"$OUT")" "token user" "category of the certificate beside prekey"
 
 echo "PASS: enroll_reuse_key"

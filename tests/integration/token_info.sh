@@ -40,7 +40,7 @@ assert_grep "$OUT" '^  CKM_ECDSA +yes +[0-9]+-[0-9]+ +sign verify '
 assert_grep "$OUT" '^  CKM_ECDH1_DERIVE +yes +[0-9]+-[0-9]+ +derive '
 assert_grep "$OUT" "^  \\* private-key +mykey +$ID +RSA-2048 +sensitive never-extractable local\$"
 assert_grep "$OUT" "^  \\* public-key +mykey +$ID +RSA-2048 +local\$"
-assert_grep "$OUT" "^  \\* certificate +mykey +$ID +X\\.509 +subject CN=p11scep-token-info\\.example\\.test,O=p11scep tests, not after $NOT_AFTER\$"
+assert_grep "$OUT" "^  \\* certificate +mykey +$ID +X\\.509 +subject CN=p11scep-token-info\\.example\\.test,O=p11scep tests, not after $NOT_AFTER, token user\$"
 assert_grep "$OUT" '^    private-key +other +0102 +RSA-3072 +sensitive never-extractable local$'
 assert_grep "$OUT" '^    private-key +ec-key +0a0b +EC P-256 +sensitive never-extractable local$'
 assert_grep "$OUT" '^    public-key +ec-key +0a0b +EC P-256 +local$'

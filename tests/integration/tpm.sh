@@ -99,6 +99,8 @@ assert_grep "$OUT" "^  \\* certificate +dev +$KEY1 +X\\.509 +subject CN=p11scep-
 assert_grep "$OUT" "^key: the key URI selects 'dev' \\(marked \\*\\)\$"
 expect_exit 0 p11s token-info -k "$KEY_URI" --json
 [ "$(jq -r '[.objects[] | select(.selected)] | length' "$OUT")" = 3 ] || fail "--json: not 3 selected objects"
+assert_eq "$(jq -r '.objects[] | select(.class == "certificate") | .category' "$OUT")" "token user" \
+	"--json: category of the certificate beside the TPM key"
 [ "$(jq -r '.objects[] | select(.class == "private-key") | .never_extractable' "$OUT")" = true ] ||
 	fail "--json: the TPM key is not never_extractable"
 [ "$(jq -r '.mechanisms[] | select(.mechanism == "CKM_RSA_PKCS_KEY_PAIR_GEN") | .max_size' "$OUT")" = 3072 ] ||
