@@ -290,7 +290,10 @@ ARGS+=(--poll-interval 2)
 	echo "$rc" >"$T/bg.rc"
 ) &
 PID=$!
-for _ in $(seq 1 100); do
+# 10 s; under a wrapper (valgrind) the key generation alone may take longer.
+ticks=100
+[ -z "${P11SCEP_WRAP:-}" ] || ticks=1200
+for _ in $(seq 1 "$ticks"); do
 	[ "$(rsp_count 'status=PENDING')" -ge 1 ] && break
 	sleep 0.1
 done

@@ -7,9 +7,14 @@
 need_tool jq jq
 
 setup_token
-# The CA lives from 60 s ago to 20 s from now; the next CA takes over after 15 s.
-# User certs live 50 s (from 60 s ago), so renew-at 75 falls due ~22 s from now.
-start_responder --ca-valid-seconds 20 --rollover-after 15 --valid-seconds 50
+# The CA lives from 60 s ago to 20 s from now (renew-at 75: near its end now);
+# the next CA takes over after 15 s. User certs live 50 s (from 60 s ago), so
+# renew-at 75 falls due ~22 s from now. Under a wrapper (valgrind) each pass
+# takes seconds: renew-at 50 with a CA to 60 s, the next CA after 50 s and user
+# certs due ~70 s from now tell the same story, slower.
+CA_S=20 ROLL_S=15 USER_S=50 RENEW_AT=75
+[ -z "${P11SCEP_WRAP:-}" ] || { CA_S=60 ROLL_S=50 USER_S=200 RENEW_AT=50; }
+start_responder --ca-valid-seconds "$CA_S" --rollover-after "$ROLL_S" --valid-seconds "$USER_S"
 OLD_FP=$CA_FP
 STATE=$T/state-roll
 CONF=$T/p11scep.conf
@@ -20,7 +25,7 @@ ca-fingerprint = $OLD_FP
 challenge-file = $CHALLENGE_FILE
 key = $(key_uri roll "pin-source=file:$PIN_FILE")
 subject = CN=roll.example.test
-renew-at = 75
+renew-at = $RENEW_AT
 state-dir = $STATE
 CONFEOF
 chmod 600 "$CONF"
