@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <sys/prctl.h>
 
 #include <openssl/err.h>
 #include <openssl/provider.h>
@@ -88,6 +89,17 @@ static enum p11s_err apply_profile(struct opts *o, struct conf *conf)
 	return P11S_OK;
 }
 
+/*
+ * As ssh-agent does: no core file, and no ptrace or /proc/PID/mem and environ
+ * for other processes of the same user, while the PIN and the challenge are
+ * in memory. Hooks that run exec'd are dumpable again.
+ */
+static void protect_memory(void)
+{
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		fprintf(stderr, "p11scep: warning: cannot keep other processes out of its memory\n");
+}
+
 int main(int argc, char **argv)
 {
 	struct conf conf = { 0 };
@@ -96,6 +108,7 @@ int main(int argc, char **argv)
 	enum p11s_err rc;
 	double t0 = log_now_ms();
 
+	protect_memory();
 	/* Before anything allocates through OpenSSL. */
 	if (secret_heap_init() != P11S_OK)
 		fprintf(stderr, "p11scep: warning: %s\n", err_msg());

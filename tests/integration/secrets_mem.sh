@@ -3,11 +3,18 @@
 # after the challenge went out): neither the PIN nor the challenge is in its
 # command line, its environment or anywhere in its memory (tests/tools/memscan
 # reads /proc/PID/mem), whether they came from files or from P11SCEP_PIN and
-# P11SCEP_CHALLENGE. And the files p11scep writes get their modes from
-# p11scep, not from the umask: certificates 0644, state 0600, no secrets.
+# P11SCEP_CHALLENGE; and p11scep is not dumpable (no core file, and other
+# processes of its user cannot read its memory). And the files p11scep writes
+# get their modes from p11scep, not from the umask: certificates 0644, state
+# 0600, no secrets.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# p11scep makes itself non-dumpable: only root (CAP_SYS_PTRACE) may read its memory.
+if [ "$(id -u)" != 0 ]; then
+	echo "secrets_mem.sh: reading p11scep's memory needs root (it is not dumpable)" >&2
+	exit 77
+fi
 MEMSCAN=${MEMSCAN:-$(dirname "$P11SCEP")/tests/tools/memscan}
 [ -x "$MEMSCAN" ] || fail "MEMSCAN=$MEMSCAN is not executable: build it with" \
 	"make tests/tools/memscan"
@@ -168,6 +175,44 @@ note "secrets from the environment: P11SCEP_PIN and P11SCEP_CHALLENGE"
 # A new key: the pending request of the first case belongs to mykey.
 mem_case environ env
 assert_eq "$(rsp_count 'type=PKCSReq')" 2 "PKCSReqs sent (one per case)"
+
+# ---------------------------------------------------------------- not dumpable
+
+note "p11scep is not dumpable: another process of its user reads neither its memory nor its environ"
+# p11scep as nobody waits for a server that accepts and never answers.
+mkdir -p "$T/nobody"
+chmod 711 "$T"
+chmod 755 "$T/nobody"
+cp "$P11SCEP" "$T/nobody/p11scep"
+SILENT_PORT=$(free_port)
+socat -u "TCP-LISTEN:$SILENT_PORT,bind=127.0.0.1,reuseaddr" OPEN:/dev/null &
+SCEP_PIDS+=("$!")
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+sleep 0.3
+"${NOBODY[@]}" "$T/nobody/p11scep" getcaps -u "http://127.0.0.1:$SILENT_PORT/scep" --timeout 30 \
+	</dev/null >/dev/null 2>"$T/nobody.err" &
+NOBODY_PID=$!
+SCEP_PIDS+=("$NOBODY_PID")
+for _ in $(seq 1 50); do
+	[ "$(awk '/^Uid:/ { print $2 }' "/proc/$NOBODY_PID/status" 2>/dev/null)" = 65534 ] &&
+		[ "$(cat "/proc/$NOBODY_PID/comm" 2>/dev/null)" = p11scep ] && break
+	sleep 0.1
+done
+assert_eq "$(cat "/proc/$NOBODY_PID/comm" 2>/dev/null)" p11scep "the process as nobody is not p11scep"
+assert_eq "$(stat -c %u "/proc/$NOBODY_PID/mem")" 0 \
+	"p11scep's /proc/PID/mem belongs to its user, not root: it is dumpable"
+"${NOBODY[@]}" cat "/proc/$NOBODY_PID/environ" >/dev/null 2>"$T/nobody.cat" &&
+	fail "a process of p11scep's user read its environ"
+assert_grep "$T/nobody.cat" 'Permission denied' "reading p11scep's environ failed otherwise"
+# The same user's own processes are readable: the check above is p11scep's doing.
+"${NOBODY[@]}" sleep 30 &
+SLEEPER=$!
+SCEP_PIDS+=("$SLEEPER")
+sleep 0.2
+"${NOBODY[@]}" cat "/proc/$SLEEPER/environ" >/dev/null ||
+	fail "nobody cannot read its own sleep's environ: the check proves nothing here"
+kill "$NOBODY_PID" "$SLEEPER" 2>/dev/null || true
+wait "$NOBODY_PID" "$SLEEPER" 2>/dev/null || true
 
 # ---------------------------------------------------------------- file modes
 
