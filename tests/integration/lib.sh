@@ -351,18 +351,32 @@ count_certs() {
 
 # ---------------------------------------------------------------- scepserver
 
-# A port in 20000-60000 that nothing listens on now. Another process may
-# still take it before the server binds: start_scepserver checks and retries.
+# port_in_use PORT: some TCP socket, in any state, has PORT as its local port.
+port_in_use() {
+	ss -Htan | awk '{ print $4 }' | grep -Eq "[:.]$1\$"
+}
+
+# A port that no TCP socket uses now, below the kernel's ephemeral range so
+# that no outgoing connection (ours or another test's) can hold it between
+# this check and the bind. Another test may still take it: whoever binds it
+# checks and retries.
 free_port() {
-	local port
+	local low=32768 high lo=20000 hi port
+	read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	hi=$((low - 1))
+	# An ephemeral range starting low leaves no room below: use above it.
+	if [ "$hi" -lt $((lo + 1000)) ]; then
+		lo=$((high + 1))
+		hi=65000
+	fi
 	for _ in $(seq 1 50); do
-		port=$((20000 + RANDOM % 40001))
-		if ! ss -Htln | awk '{ print $4 }' | grep -Eq "[:.]$port\$"; then
+		port=$((lo + RANDOM % (hi - lo + 1)))
+		if ! port_in_use "$port"; then
 			echo "$port"
 			return 0
 		fi
 	done
-	fail "no free TCP port found in 20000-60000"
+	fail "no free TCP port found in $lo-$hi"
 }
 
 # start_scepserver [scepserver args]: a fresh CA in $T/depot and a server for

@@ -184,11 +184,30 @@ mkdir -p "$T/nobody"
 chmod 711 "$T"
 chmod 755 "$T/nobody"
 cp "$P11SCEP" "$T/nobody/p11scep"
-SILENT_PORT=$(free_port)
-socat -u "TCP-LISTEN:$SILENT_PORT,bind=127.0.0.1,reuseaddr" OPEN:/dev/null &
-SCEP_PIDS+=("$!")
+SILENT_PORT=
+for attempt in 1 2 3 4 5; do
+	port=$(free_port)
+	socat -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" OPEN:/dev/null 2>>"$T/silent.log" &
+	pid=$!
+	for _ in $(seq 1 30); do
+		kill -0 "$pid" 2>/dev/null || break
+		# The listener on that port must be this socat, not someone else.
+		if ss -Htlnp "sport = :$port" | grep -q "pid=$pid,"; then
+			SILENT_PORT=$port
+			break
+		fi
+		sleep 0.1
+	done
+	if [ -n "$SILENT_PORT" ]; then
+		SCEP_PIDS+=("$pid")
+		break
+	fi
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	echo "silent listener on port $port did not come up (attempt $attempt)" >&2
+done
+[ -n "$SILENT_PORT" ] || { show_file "socat log" "$T/silent.log"; fail "no silent listener after 5 attempts"; }
 NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
-sleep 0.3
 "${NOBODY[@]}" "$T/nobody/p11scep" getcaps -u "http://127.0.0.1:$SILENT_PORT/scep" --timeout 30 \
 	</dev/null >/dev/null 2>"$T/nobody.err" &
 NOBODY_PID=$!

@@ -71,7 +71,7 @@ start_tpm() {
 	for attempt in 1 2 3 4 5; do
 		port=$(free_port)
 		ctrl=$((port + 1))	# the swtpm TCTI looks for the control channel there
-		! ss -Htln | awk '{ print $4 }' | grep -Eq "[:.]$ctrl\$" || continue
+		! port_in_use "$ctrl" || continue
 		swtpm socket --tpm2 --tpmstate dir="$TPM_DIR/state" \
 			--server type=tcp,port="$port",bindaddr=127.0.0.1 \
 			--ctrl type=tcp,port="$ctrl",bindaddr=127.0.0.1 \
