@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
 
+#include "log.h"
 #include "p11_raw.h"
 
 /* A CKR_* value and its name, both from the one macro. */
@@ -358,13 +359,17 @@ enum p11s_err raw_store_cert(const struct p11ks *k, X509 *cert, enum raw_cert_ki
 	if (rc == P11S_OK && !have)
 		rc = create_cert(k, &r, &d, kind, label, id, id_len);
 	/* Only now that the new one is safe do the old ones go (also after an
-	 * earlier run that stored it but stopped before this step). */
+	 * earlier run that stored it but stopped before this step). One that
+	 * will not go stays beside it until the next store: the new one is
+	 * issued, verified and stored, so the enrollment itself succeeded. */
 	for (i = 0; rc == P11S_OK && kind == RAW_CERT_OURS && i < n; i++) {
 		if (same[i])
 			continue;
 		rv = r.f->C_DestroyObject(r.session, objs[i]);
 		if (rv != CKR_OK)
-			rc = raw_fail(k, "removing the older certificate (the new one is stored)", rv);
+			log_warn("cannot remove the older certificate from token '%s': CKR 0x%lX (%s); "
+				 "it stays beside the new one until the next renewal",
+				 p11_token_label(k), rv, ckr_name(rv));
 	}
 	raw_close(&r);
 out_fields:

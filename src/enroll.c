@@ -664,14 +664,17 @@ static enum p11s_err stage_files(struct enroll *e, X509 *cert, struct out_batch 
 	return rc;
 }
 
+/* The CA certificates first: they only add objects, while storing ours
+ * replaces the older one, so a failure among them changes nothing of ours. */
 static enum p11s_err write_token(struct enroll *e, X509 *cert)
 {
-	enum p11s_err rc;
+	enum p11s_err rc = P11S_OK;
 	int i;
 
-	rc = ks_store_cert(e->ks, cert);
 	for (i = 0; rc == P11S_OK && e->import_chain && i < sk_X509_num(e->chain); i++)
 		rc = ks_store_ca_cert(e->ks, sk_X509_value(e->chain, i));
+	if (rc == P11S_OK)
+		rc = ks_store_cert(e->ks, cert);
 	return rc;
 }
 
