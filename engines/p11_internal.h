@@ -34,6 +34,7 @@ struct p11ks {
 	unsigned int nslots;
 	PKCS11_TOKEN *token;
 	int logged_in;			/* 0: opened without a PIN (token-info) */
+	int pin_refused;		/* C_Login refused the PIN given */
 	char label[80];			/* the token's, printable, for messages */
 	/* The current key: the one last found or generated. Certs go beside
 	 * it and remove_key spares it. */
@@ -58,6 +59,7 @@ struct token_login {
 	struct raw login;		/* the session our login lives in */
 	unsigned int users;		/* borrowed handles using it now */
 	int logged_in;
+	int pin_refused;		/* C_Login refused a PIN: no second try */
 };
 
 /* The token's label, printable, for messages. */

@@ -420,6 +420,7 @@ enum p11s_err raw_certs_by_id(const struct p11ks *k, const unsigned char *id, si
 
 enum p11s_err raw_login(const struct p11ks *k, struct raw *r, const char *pin, CK_RV *ckr)
 {
+	CK_TOKEN_INFO ti;
 	enum p11s_err rc;
 	CK_RV rv;
 
@@ -427,6 +428,22 @@ enum p11s_err raw_login(const struct p11ks *k, struct raw *r, const char *pin, C
 	rc = raw_open(k, r, 0);
 	if (rc != P11S_OK)
 		return rc;
+	/* A locked PIN is not tried, and the last try before the lock is left
+	 * to a person: p11scep often runs from a timer with a PIN in a file. */
+	if (r->f->C_GetTokenInfo(r->slot, &ti) == CKR_OK) {
+		if (ti.flags & CKF_USER_PIN_LOCKED) {
+			*ckr = CKR_PIN_LOCKED;
+			raw_close(r);
+			return P11S_E_PIN;
+		}
+		if (ti.flags & CKF_USER_PIN_FINAL_TRY) {
+			raw_close(r);
+			return err_set(P11S_E_PIN, "token '%s' has one PIN try left before it "
+				       "locks: p11scep does not spend it; check the PIN and log in "
+				       "once with the token's own tool (pkcs11-tool --login --test)",
+				       p11_token_label(k));
+		}
+	}
 	rv = r->f->C_Login(r->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)strlen(pin));
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
 		return P11S_OK;

@@ -291,7 +291,8 @@ static enum p11s_err login(struct p11ks *k, const struct ks_params *p)
 	if (rc != P11S_OK)
 		goto out;
 	rc = raw_login(k, &k->login, pin, &ckr);
-	if (rc == P11S_E_PIN) {
+	if (rc == P11S_E_PIN && ckr != CKR_OK) {
+		k->pin_refused = 1;
 		rc = login_fail(k, ckr);
 	} else if (rc == P11S_OK) {
 		k->logged_in = 1;
@@ -479,8 +480,17 @@ static enum p11s_err open_shared(const struct ks_params *p, struct ks **out)
 		rc = err_set(P11S_E_NOMEM, "out of memory opening the key store");
 		goto fail;
 	}
+	/* Smartcards lock the PIN after a few refusals: a run over many
+	 * profiles of one token spends one, whatever their PIN sources. */
+	if (l->pin_refused) {
+		rc = err_set(P11S_E_PIN, "token '%s' refused a PIN earlier in this run: not "
+			     "trying another, which could lock it; check pin-source",
+			     p11_token_label(k));
+		goto fail;
+	}
 	if (!l->logged_in) {
 		rc = login(k, p);
+		l->pin_refused = k->pin_refused;
 		if (rc != P11S_OK)
 			goto fail;
 		l->logged_in = k->logged_in;

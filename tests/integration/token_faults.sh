@@ -111,4 +111,41 @@ enroll_faulty "" 0
 assert_eq "$(tok_count cert "$KEY_ID")" 1 "certificate objects beside mykey"
 tok_cert "$KEY_ID" "$T/tok3.pem"
 cert_same "$T/tok3.pem" "$CERT" || fail "the token's certificate is not the one written out"
+note "a wrong PIN in a run over three profiles of one token: one C_Login, not three"
+# Smartcards lock their PIN after three tries: a run must not spend them.
+(umask 077 && printf '%s\n' "0$TOKEN_PIN" >"$T/wrong-pin")
+{
+	printf '[defaults]\nurl = %s\nca-fingerprint = %s\nchallenge-file = %s\nstate-dir = %s\n' \
+		"$URL" "$CA_FP" "$CHALLENGE_FILE" "$T/run-state"
+	for i in 1 2 3; do
+		printf '\n[profile dev%s]\nsubject = CN=dev%s.example.test\n' "$i" "$i"
+		printf 'key = pkcs11:token=%s;object=dev%s?module-path=%s&pin-source=file:%s\n' \
+			"$TOKEN_LABEL" "$i" "$P11FAULT_SO" "$T/wrong-pin"
+	done
+} >"$T/run.conf"
+chmod 600 "$T/run.conf"
+for jobs in 1 3; do
+	: >"$P11FAULT_LOG"
+	expect_exit 6 p11s run -c "$T/run.conf" --jobs "$jobs"
+	assert_eq "$(grep -c '^C_Login ' "$P11FAULT_LOG")" 1 "C_Login calls of a run with --jobs $jobs"
+	assert_grep "$P11FAULT_LOG" '^C_Login rv=0xa0$' "the token did not answer CKR_PIN_INCORRECT"
+	for i in 1 2 3; do
+		assert_grep "$ERR" "profile dev$i: failed" "profile dev$i was not reported as failed"
+	done
+done
+
+note "a token with one PIN try left, or a locked PIN: no C_Login, exit 6, one clear line"
+for fault in final-try pin-locked; do
+	enroll_faulty "$fault" 6
+	assert_eq "$(grep -c '^C_Login ' "$P11FAULT_LOG" || true)" 0 "C_Login calls with $fault"
+	assert_eq "$(grep -c '^p11scep: ' "$ERR")" 1 "lines on stderr with $fault"
+done
+assert_grep "$ERR" "the PIN of token '$TOKEN_LABEL' is locked" "no message about the locked PIN"
+enroll_faulty final-try 6
+assert_grep "$ERR" "has one PIN try left before it locks: p11scep does not spend it" \
+	"no message about the last PIN try"
+P11FAULT=final-try expect_exit 0 p11s token-info -k "${FAULT_URI%%&pin-source=*}"
+assert_grep "$OUT" "user-pin-final-try" "token-info does not show the token's flag"
+assert_eq "$(n_states)" 0 "transaction state files after refusals before any request"
+
 echo "PASS: token_faults"

@@ -9,8 +9,13 @@
  *                    template: CKR_ATTRIBUTE_TYPE_INVALID (a v2.11 module)
  *     create-cert    C_CreateObject of a certificate: CKR_DEVICE_MEMORY
  *     destroy-cert   C_DestroyObject of a certificate: CKR_DEVICE_ERROR
+ *     final-try      C_GetTokenInfo says CKF_USER_PIN_FINAL_TRY (one PIN
+ *                    try left before the token locks)
+ *     pin-locked     C_GetTokenInfo says CKF_USER_PIN_LOCKED
  *   P11FAULT_LOG     a file that gets one line per fault injected, so that
- *                    a test knows its fault was met, not missed
+ *                    a test knows its fault was met, not missed, and one
+ *                    per C_Login with the module's answer ("C_Login rv=0xa0"):
+ *                    how often p11scep tried a PIN
  *
  * Everything else is the real module's own function list, untouched.
  * A test tool: libc and the standard pkcs11.h (p11-kit's, header only).
@@ -42,7 +47,8 @@ static int fault_wanted(const char *name)
 	return 0;
 }
 
-static CK_RV inject(const char *name, CK_RV rv)
+/* One line "NAME rv=0x..." in P11FAULT_LOG; returns rv. */
+static CK_RV log_rv(const char *name, CK_RV rv)
 {
 	const char *path = getenv("P11FAULT_LOG");
 	FILE *f;
@@ -78,9 +84,9 @@ static CK_RV fault_create(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG n,
 			  CK_OBJECT_HANDLE_PTR obj)
 {
 	if (fault_wanted("category") && attr_of(t, n, CKA_CERTIFICATE_CATEGORY) != NULL)
-		return inject("category", CKR_ATTRIBUTE_TYPE_INVALID);
+		return log_rv("category", CKR_ATTRIBUTE_TYPE_INVALID);
 	if (fault_wanted("create-cert") && is_class(attr_of(t, n, CKA_CLASS), CKO_CERTIFICATE))
-		return inject("create-cert", CKR_DEVICE_MEMORY);
+		return log_rv("create-cert", CKR_DEVICE_MEMORY);
 	return real->C_CreateObject(s, t, n, obj);
 }
 
@@ -91,8 +97,25 @@ static CK_RV fault_destroy(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj)
 
 	if (fault_wanted("destroy-cert") && real->C_GetAttributeValue(s, obj, &a, 1) == CKR_OK &&
 	    is_class(&a, CKO_CERTIFICATE))
-		return inject("destroy-cert", CKR_DEVICE_ERROR);
+		return log_rv("destroy-cert", CKR_DEVICE_ERROR);
 	return real->C_DestroyObject(s, obj);
+}
+
+static CK_RV fault_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR ti)
+{
+	CK_RV rv = real->C_GetTokenInfo(slot, ti);
+
+	if (rv == CKR_OK && fault_wanted("final-try"))
+		ti->flags |= CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW;
+	if (rv == CKR_OK && fault_wanted("pin-locked"))
+		ti->flags |= CKF_USER_PIN_LOCKED;
+	return rv;
+}
+
+static CK_RV trace_login(CK_SESSION_HANDLE s, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
+			 CK_ULONG pin_len)
+{
+	return log_rv("C_Login", real->C_Login(s, user, pin, pin_len));
 }
 
 EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
@@ -121,6 +144,8 @@ EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
 		ours.C_GetFunctionList = C_GetFunctionList;
 		ours.C_CreateObject = fault_create;
 		ours.C_DestroyObject = fault_destroy;
+		ours.C_Login = trace_login;
+		ours.C_GetTokenInfo = fault_token_info;
 	}
 	*list = &ours;
 	return CKR_OK;
