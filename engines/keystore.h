@@ -38,8 +38,10 @@ struct ks_key_id {
  * Asked for the PIN when the URI carries neither pin-source nor pin-value.
  * Writes a NUL-terminated PIN into buf; returns P11S_OK or an error
  * (P11S_E_PIN when no PIN can be had). token_label names the token for a prompt.
+ * With may_prompt 0 (the reader has a PIN pad) it returns P11S_E_NOTFOUND,
+ * no message, where it would have prompted.
  */
-typedef enum p11s_err (*ks_pin_cb)(void *arg, const char *token_label,
+typedef enum p11s_err (*ks_pin_cb)(void *arg, const char *token_label, int may_prompt,
 				   char *buf, size_t buflen);
 
 struct ks_params {

@@ -14,7 +14,7 @@
 /* A CKR_* value and its name, both from the one macro. */
 #define CKR_NAMED(rv)	{ rv, #rv }
 
-/* The names of the CKR_* values a key generation most often meets. */
+/* The names of the CKR_* values a key generation or a login most often meets. */
 static const char *ckr_name(CK_RV rv)
 {
 	static const struct { CK_RV rv; const char *name; } names[] = {
@@ -27,7 +27,8 @@ static const char *ckr_name(CK_RV rv)
 		CKR_NAMED(CKR_TEMPLATE_INCONSISTENT), CKR_NAMED(CKR_TOKEN_NOT_RECOGNIZED),
 		CKR_NAMED(CKR_TOKEN_WRITE_PROTECTED), CKR_NAMED(CKR_USER_NOT_LOGGED_IN),
 		CKR_NAMED(CKR_DOMAIN_PARAMS_INVALID), CKR_NAMED(CKR_BUFFER_TOO_SMALL),
-		CKR_NAMED(CKR_CRYPTOKI_NOT_INITIALIZED),
+		CKR_NAMED(CKR_CRYPTOKI_NOT_INITIALIZED), CKR_NAMED(CKR_FUNCTION_CANCELED),
+		CKR_NAMED(CKR_PIN_INCORRECT), CKR_NAMED(CKR_PIN_LOCKED),
 	};
 	size_t i;
 
@@ -429,14 +430,15 @@ enum p11s_err raw_login(const struct p11ks *k, struct raw *r, const char *pin, C
 	if (rc != P11S_OK)
 		return rc;
 	/* A locked PIN is not tried, and the last try before the lock is left
-	 * to a person: p11scep often runs from a timer with a PIN in a file. */
+	 * to a person (at a PIN pad: pin NULL): p11scep often runs from a timer
+	 * with a PIN in a file. */
 	if (r->f->C_GetTokenInfo(r->slot, &ti) == CKR_OK) {
 		if (ti.flags & CKF_USER_PIN_LOCKED) {
 			*ckr = CKR_PIN_LOCKED;
 			raw_close(r);
 			return P11S_E_PIN;
 		}
-		if (ti.flags & CKF_USER_PIN_FINAL_TRY) {
+		if ((ti.flags & CKF_USER_PIN_FINAL_TRY) && pin != NULL) {
 			raw_close(r);
 			return err_set(P11S_E_PIN, "token '%s' has one PIN try left before it "
 				       "locks: p11scep does not spend it; check the PIN and log in "
@@ -444,7 +446,7 @@ enum p11s_err raw_login(const struct p11ks *k, struct raw *r, const char *pin, C
 				       p11_token_label(k));
 		}
 	}
-	rv = r->f->C_Login(r->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)strlen(pin));
+	rv = r->f->C_Login(r->session, CKU_USER, (CK_UTF8CHAR *)pin, pin ? (CK_ULONG)strlen(pin) : 0);
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
 		return P11S_OK;
 	*ckr = rv;

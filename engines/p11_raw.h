@@ -26,8 +26,9 @@ int raw_mech_listed(const CK_MECHANISM_TYPE *list, CK_ULONG n, CK_MECHANISM_TYPE
  * stays open while the login lasts (closing a token's last session logs
  * out). libp11 0.4.12's PKCS11_login would keep a copy of the PIN until the
  * slot is released; the login belongs to the application, so libp11's own
- * sessions share it. *ckr is the module's answer when it fails, CKR_OK when
- * no PIN was tried (the token has one try left: that is for a person).
+ * sessions share it. pin NULL: the reader's PIN pad (C_Login without one).
+ * *ckr is the module's answer when it fails, CKR_OK when no PIN was tried
+ * (the token has one try left: that is for a person).
  */
 enum p11s_err raw_login(const struct p11ks *k, struct raw *r, const char *pin, CK_RV *ckr);
 /* C_Logout (if r is open) and the session closed. */

@@ -215,7 +215,9 @@ static const char *pin_source_path(const char *src)
 	return src;
 }
 
-static enum p11s_err get_pin(const struct p11ks *k, const struct ks_params *p,
+/* The PIN from the URI, else from the caller. With a PIN pad (pinpad), one
+ * the caller would have to prompt for is P11S_E_NOTFOUND: typed on the pad. */
+static enum p11s_err get_pin(const struct p11ks *k, const struct ks_params *p, int pinpad,
 			     char *buf, size_t n)
 {
 	enum p11s_err rc;
@@ -228,11 +230,15 @@ static enum p11s_err get_pin(const struct p11ks *k, const struct ks_params *p,
 	}
 	if (k->uri.pin_source != NULL)
 		return secret_from_file(pin_source_path(k->uri.pin_source), buf, n);
+	if (p->pin_cb == NULL && pinpad)
+		return P11S_E_NOTFOUND;
 	if (p->pin_cb == NULL)
 		return err_set(P11S_E_PIN,
 			       "no PIN for token '%s': add pin-source=file:PATH to the key URI",
 			       p11_token_label(k));
-	rc = p->pin_cb(p->pin_arg, p11_token_label(k), buf, n);
+	rc = p->pin_cb(p->pin_arg, p11_token_label(k), !pinpad, buf, n);
+	if (rc == P11S_E_NOTFOUND && pinpad)
+		return P11S_E_NOTFOUND;
 	if (rc == P11S_E_NOTFOUND)
 		rc = P11S_E_PIN;
 	if (rc != P11S_OK)
@@ -271,7 +277,7 @@ static enum p11s_err login(struct p11ks *k, const struct ks_params *p)
 {
 	PKCS11_SLOT *slot = k->token->slot;
 	char pin[PIN_MAX];
-	CK_RV ckr;
+	CK_RV ckr = CKR_OK;
 	enum p11s_err rc;
 
 	ERR_clear_error();
@@ -281,16 +287,20 @@ static enum p11s_err login(struct p11ks *k, const struct ks_params *p)
 	if (!k->token->loginRequired)
 		return P11S_OK;
 	pin[0] = '\0';
-	rc = get_pin(k, p, pin, sizeof(pin));
+	rc = get_pin(k, p, k->token->secureLogin, pin, sizeof(pin));
 	/* Only a PIN nobody gave is forgiven; a bad pin-source is still an error. */
-	if (rc == P11S_E_PIN && p->login_optional && k->uri.pin_source == NULL &&
-	    k->uri.pin_value == NULL) {
+	if ((rc == P11S_E_PIN || rc == P11S_E_NOTFOUND) && p->login_optional &&
+	    k->uri.pin_source == NULL && k->uri.pin_value == NULL) {
 		err_clear();
 		return P11S_OK;
 	}
-	if (rc != P11S_OK)
-		goto out;
-	rc = raw_login(k, &k->login, pin, &ckr);
+	if (rc == P11S_E_NOTFOUND) {
+		/* CKF_PROTECTED_AUTHENTICATION_PATH: the module asks the reader. */
+		log_info("enter the PIN of token '%s' on the reader's PIN pad", p11_token_label(k));
+		rc = raw_login(k, &k->login, NULL, &ckr);
+	} else if (rc == P11S_OK) {
+		rc = raw_login(k, &k->login, pin, &ckr);
+	}
 	if (rc == P11S_E_PIN && ckr != CKR_OK) {
 		k->pin_refused = 1;
 		rc = login_fail(k, ckr);
@@ -298,7 +308,6 @@ static enum p11s_err login(struct p11ks *k, const struct ks_params *p)
 		k->logged_in = 1;
 		log_v("logged in to token '%s'", p11_token_label(k));
 	}
-out:
 	secret_wipe(pin, sizeof(pin));
 	return rc;
 }

@@ -54,7 +54,8 @@ static enum p11s_err from_kept(const char *kept, char *buf, size_t buflen)
 	return P11S_OK;
 }
 
-enum p11s_err cmd_pin_cb(void *arg, const char *token_label, char *buf, size_t buflen)
+enum p11s_err cmd_pin_cb(void *arg, const char *token_label, int may_prompt, char *buf,
+			 size_t buflen)
 {
 	char prompt[160];
 	enum p11s_err rc;
@@ -64,7 +65,7 @@ enum p11s_err cmd_pin_cb(void *arg, const char *token_label, char *buf, size_t b
 	if (rc != P11S_E_NOTFOUND)
 		return rc;
 	rc = secret_from_env("P11SCEP_PIN", buf, buflen);
-	if (rc != P11S_E_NOTFOUND)
+	if (rc != P11S_E_NOTFOUND || !may_prompt)
 		return rc;
 	snprintf(prompt, sizeof(prompt), "PIN for token '%s': ", token_label ? token_label : "?");
 	rc = secret_prompt(prompt, buf, buflen);

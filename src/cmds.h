@@ -28,8 +28,10 @@ enum p11s_err cmd_write_role_file(const char *dir, const char *prefix, X509 *cer
 
 /* Shared glue (cmd_common.c). */
 void cmd_http_opts(const struct opts *o, struct http_opts *h);
-/* ks_pin_cb: P11SCEP_PIN, else a prompt on the terminal, else P11S_E_PIN. */
-enum p11s_err cmd_pin_cb(void *arg, const char *token_label, char *buf, size_t buflen);
+/* ks_pin_cb: P11SCEP_PIN, else a prompt on the terminal (if may_prompt),
+ * else P11S_E_PIN. */
+enum p11s_err cmd_pin_cb(void *arg, const char *token_label, int may_prompt, char *buf,
+			 size_t buflen);
 /* A bad --cert-out/--chain-out must fail before the CA issues anything. */
 enum p11s_err cmd_check_outputs(const struct opts *o);
 /* --challenge-file, else P11SCEP_CHALLENGE, else none (buf[0] = '\0'). */

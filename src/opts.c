@@ -204,8 +204,9 @@ void opts_usage(FILE *f, enum command cmd)
 		for (i = 0; i < N_CMDS; i++)
 			fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 		fputs("\n'p11scep COMMAND --help' lists a command's options.\n"
-		      "Secrets: the PIN comes from the key URI (pin-source=file:...), P11SCEP_PIN or a\n"
-		      "prompt; the challenge from --challenge-file or P11SCEP_CHALLENGE. Never from argv.\n"
+		      "Secrets: the PIN comes from the key URI (pin-source=file:...), P11SCEP_PIN, a\n"
+		      "prompt or the reader's PIN pad; the challenge from --challenge-file or\n"
+		      "P11SCEP_CHALLENGE. Never from argv.\n"
 		      "\nexit status: 0 issued and stored, 1 internal or local file error, 2 usage,\n"
 		      "3 pending, 4 rejected by the CA, 5 network/HTTP/TLS, 6 token or PIN,\n"
 		      "7 untrusted or invalid response.\n", f);

@@ -148,4 +148,32 @@ P11FAULT=final-try expect_exit 0 p11s token-info -k "${FAULT_URI%%&pin-source=*}
 assert_grep "$OUT" "user-pin-final-try" "token-info does not show the token's flag"
 assert_eq "$(n_states)" 0 "transaction state files after refusals before any request"
 
+note "a reader with a PIN pad: no PIN asked for, C_Login without one, the PIN typed on the pad"
+PAD_URI="pkcs11:token=$TOKEN_LABEL;object=padkey?module-path=$P11FAULT_SO"
+# pad_enroll TYPED EXIT: enroll padkey, TYPED on the pad ('' for nothing).
+pad_enroll() {
+	: >"$P11FAULT_LOG"
+	if [ -n "$1" ]; then export P11FAULT_PINPAD=$1; else unset P11FAULT_PINPAD; fi
+	P11FAULT=pinpad expect_exit "$2" p11s enroll -u "$URL" -k "$PAD_URI" \
+		--subject "CN=pinpad.example.test" --ca-fingerprint "$CA_FP" \
+		--challenge-file "$CHALLENGE_FILE" --cert-out "$T/pad.pem" --state-dir "$T/pad-state"
+	unset P11FAULT_PINPAD
+}
+pad_enroll "$TOKEN_PIN" 0
+assert_grep "$ERR" "enter the PIN of token '$TOKEN_LABEL' on the reader's PIN pad" \
+	"no word to type the PIN on the pad"
+assert_eq "$(grep -c '^C_Login-pinpad rv=0x0$' "$P11FAULT_LOG")" 1 "logins without a PIN"
+assert_eq "$(grep -c '^C_Login ' "$P11FAULT_LOG" || true)" 0 "logins with a PIN"
+PAD_ID=$(tok_id_of privkey padkey)
+tok_pubkey "$PAD_ID" "$T/padpub.pem"
+pubkey_same "$T/pad.pem" "$T/padpub.pem" || fail "the certificate is not for padkey"
+pad_enroll "0$TOKEN_PIN" 6
+assert_grep "$ERR" "rejected the PIN" "a PIN the token refused from the pad is not named"
+pad_enroll "" 6
+assert_grep "$ERR" "CKR_FUNCTION_CANCELED" "a login cancelled at the pad is not named"
+# A PIN given beside the pad is used as any other.
+P11SCEP_PIN=$TOKEN_PIN pad_enroll "" 0
+assert_eq "$(grep -c '^C_Login rv=0x0$' "$P11FAULT_LOG")" 1 "logins with P11SCEP_PIN"
+assert_no_grep "$ERR" "PIN pad" "the pad was asked for although P11SCEP_PIN gave the PIN"
+
 echo "PASS: token_faults"

@@ -12,10 +12,13 @@
  *     final-try      C_GetTokenInfo says CKF_USER_PIN_FINAL_TRY (one PIN
  *                    try left before the token locks)
  *     pin-locked     C_GetTokenInfo says CKF_USER_PIN_LOCKED
+ *     pinpad         C_GetTokenInfo says CKF_PROTECTED_AUTHENTICATION_PATH,
+ *                    and a C_Login without a PIN gets P11FAULT_PINPAD's, as
+ *                    if typed on the reader (unset: CKR_FUNCTION_CANCELED)
  *   P11FAULT_LOG     a file that gets one line per fault injected, so that
  *                    a test knows its fault was met, not missed, and one
- *                    per C_Login with the module's answer ("C_Login rv=0xa0"):
- *                    how often p11scep tried a PIN
+ *                    per C_Login with the module's answer ("C_Login rv=0xa0",
+ *                    "C_Login-pinpad rv=0x0"): how often p11scep tried a PIN
  *
  * Everything else is the real module's own function list, untouched.
  * A test tool: libc and the standard pkcs11.h (p11-kit's, header only).
@@ -109,13 +112,22 @@ static CK_RV fault_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR ti)
 		ti->flags |= CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW;
 	if (rv == CKR_OK && fault_wanted("pin-locked"))
 		ti->flags |= CKF_USER_PIN_LOCKED;
+	if (rv == CKR_OK && fault_wanted("pinpad"))
+		ti->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
 	return rv;
 }
 
 static CK_RV trace_login(CK_SESSION_HANDLE s, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
 			 CK_ULONG pin_len)
 {
-	return log_rv("C_Login", real->C_Login(s, user, pin, pin_len));
+	const char *typed = getenv("P11FAULT_PINPAD");
+
+	if (pin != NULL || !fault_wanted("pinpad"))
+		return log_rv("C_Login", real->C_Login(s, user, pin, pin_len));
+	if (typed == NULL)
+		return log_rv("C_Login-pinpad", CKR_FUNCTION_CANCELED);
+	return log_rv("C_Login-pinpad", real->C_Login(s, user, (CK_UTF8CHAR_PTR)typed,
+						       (CK_ULONG)strlen(typed)));
 }
 
 EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)

@@ -229,10 +229,12 @@ struct pin_arg {
 	const char *pin;	/* NULL: fail with P11S_E_PIN */
 };
 
-static enum p11s_err pin_cb(void *arg, const char *token_label, char *buf, size_t buflen)
+static enum p11s_err pin_cb(void *arg, const char *token_label, int may_prompt, char *buf,
+			    size_t buflen)
 {
 	struct pin_arg *a = arg;
 
+	(void)may_prompt;
 	a->calls++;
 	snprintf(a->label, sizeof(a->label), "%s", token_label);
 	if (a->pin == NULL)
