@@ -38,30 +38,6 @@ enroll_args() {
 		--cert-out "${2:-$CERT}" --chain-out "${3:-$CHAIN}" --state-dir "$STATE")
 }
 
-n_states() {
-	find "$STATE" -name '*.txn' 2>/dev/null | grep -c . || true
-}
-
-# state_file: the one pending-transaction file (there must be exactly one).
-state_file() {
-	[ "$(n_states)" = 1 ] || fail "expected one transaction state file in $STATE, found $(n_states)"
-	find "$STATE" -name '*.txn'
-}
-
-state_txid() {
-	sed -n 's/^txid=//p' "$(state_file)"
-}
-
-no_state() {
-	[ "$(n_states)" = 0 ] || fail "a transaction state file is left after the transaction ended"
-}
-
-no_temp_files() {
-	local left
-	left=$(find "$1" -name '.*.??????' -printf '%f ')
-	[ -z "$left" ] || fail "temporary files left in $1: $left"
-}
-
 # logged_txids: the transactionIDs of the responder's PKIOperations, one per line.
 logged_txids() {
 	sed -n 's/.*op=PKIOperation.* txid=\([^ ]*\).*/\1/p' "$RSP_LOG"

@@ -349,6 +349,34 @@ count_certs() {
 	grep -c -- '-----BEGIN CERTIFICATE-----' "$1" || true
 }
 
+# ---------------------------------------------------------------- transaction state, outputs
+
+# n_states: pending-transaction files in $STATE (p11scep --state-dir).
+n_states() {
+	find "$STATE" -name '*.txn' 2>/dev/null | grep -c . || true
+}
+
+# state_file: the one pending-transaction file (there must be exactly one).
+state_file() {
+	[ "$(n_states)" = 1 ] || fail "expected one transaction state file in $STATE, found $(n_states)"
+	find "$STATE" -name '*.txn'
+}
+
+state_txid() {
+	sed -n 's/^txid=//p' "$(state_file)"
+}
+
+no_state() {
+	[ "$(n_states)" = 0 ] || fail "a transaction state file is left after the transaction ended"
+}
+
+# no_temp_files DIR: no staged output (".NAME.XXXXXX") left in DIR.
+no_temp_files() {
+	local left
+	left=$(find "$1" -name '.*.??????' -printf '%f ')
+	[ -z "$left" ] || fail "temporary files left in $1: $left"
+}
+
 # ---------------------------------------------------------------- scepserver
 
 # port_in_use PORT: some TCP socket, in any state, has PORT as its local port.

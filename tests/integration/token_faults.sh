@@ -47,16 +47,6 @@ cert_category() {
 		"$OUT"
 }
 
-n_states() {
-	find "$STATE" -name '*.txn' 2>/dev/null | grep -c . || true
-}
-
-no_temp_files() {
-	local left
-	left=$(find "$OUTDIR" -name '.*.??????' -printf '%f ')
-	[ -z "$left" ] || fail "temporary files left in $OUTDIR: $left"
-}
-
 note "a module that refuses CKA_CERTIFICATE_CATEGORY: the certificate goes in without it"
 enroll_faulty category 0
 injected category
@@ -82,9 +72,9 @@ cmp -s "$CHAIN" "$T/chain.before" || fail "the chain file changed although the t
 p11t --list-objects | sort >"$T/objects.now"
 cmp -s "$T/objects.now" "$T/objects.before" ||
 	{ diff "$T/objects.before" "$T/objects.now" >&2; fail "the token's objects changed"; }
-no_temp_files
+no_temp_files "$OUTDIR"
 assert_eq "$(n_states)" 1 "transaction state files kept for the retry"
-TXID=$(sed -n 's/^txid=//p' "$(find "$STATE" -name '*.txn')")
+TXID=$(state_txid)
 enroll_faulty "" 0 --import-chain
 assert_grep "$ERR" "transactionID $TXID got no answer: sending it again" \
 	"the retry did not resume the transaction"
@@ -104,7 +94,7 @@ tok_pubkey "$KEY_ID" "$T/pub.pem"
 pubkey_same "$CERT" "$T/pub.pem" || fail "the new certificate is not for mykey"
 cert_same "$CERT" "$T/tok2.pem" && fail "the cert file was not replaced"
 assert_eq "$(n_states)" 0 "transaction state files"
-no_temp_files
+no_temp_files "$OUTDIR"
 
 note "the next enrollment without the fault removes the one left over"
 enroll_faulty "" 0
